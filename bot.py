@@ -1,0 +1,352 @@
+"""The echo bot: one Pipecat pipeline per room, transport in -> echo -> transport out.
+
+`bot(runner_args)` is the Pipecat Cloud / Pipecat runner entry. `python bot.py -u URL`
+joins one Daily or LiveKit room by hand; without `-u` Pipecat's development runner
+takes over.
+"""
+
+import argparse
+import asyncio
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import aiohttp
+from loguru import logger
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.runner.types import (
+    DailyRunnerArguments,
+    LiveKitRunnerArguments,
+    RunnerArguments,
+    SmallWebRTCRunnerArguments,
+)
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.workers.runner import WorkerRunner
+
+from config import PlatformNotConfiguredError, get_settings
+from processors import (
+    DEFAULT_TONE_HZ,
+    MAX_TONE_HZ,
+    MIN_TONE_HZ,
+    AudioLoopbackProcessor,
+    EchoMode,
+    PongProcessor,
+    ToneGeneratorProcessor,
+)
+from processors.pong import ReplyFrameFactory, urgent_reply
+from transports import daily, livekit, webrtc
+from transports.errors import PlatformAPIError
+from transports.media import SAMPLE_RATE
+
+
+class InvalidSessionError(ValueError):
+    """The session cannot start: bad body or runner arguments."""
+
+
+@dataclass
+class SessionState:
+    """Live figures of a running session, updated by the bot, read by the server."""
+
+    clients: int = 0
+    pings_answered: int = 0
+    end_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class BotOptions:
+    """How one bot runs: what it echoes and when it ends."""
+
+    mode: EchoMode = EchoMode.PONG
+    tone_hz: float = DEFAULT_TONE_HZ
+    join_timeout: float = 60.0
+    expires_at: float | None = None
+    room: str = ""
+    platform: str = ""
+    reply_frame: ReplyFrameFactory = urgent_reply
+    state: SessionState = field(default_factory=SessionState)
+
+
+@dataclass(frozen=True)
+class SessionTransport:
+    """A platform's transport with what the bot must know about it."""
+
+    transport: BaseTransport
+    platform: str
+    room: str
+    reply_frame: ReplyFrameFactory = urgent_reply
+
+
+def parse_body(body: Any) -> tuple[EchoMode, float]:
+    """Mode and tone frequency from a session body (`{"mode": ..., "tone_hz": ...}`).
+
+    Raises:
+        InvalidSessionError: the body or one of its fields is malformed.
+    """
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise InvalidSessionError(f"session body must be a JSON object, got {type(body).__name__}")
+    try:
+        mode = EchoMode(body.get("mode") or EchoMode.PONG)
+    except ValueError:
+        modes = ", ".join(m.value for m in EchoMode)
+        raise InvalidSessionError(f"unknown mode {body.get('mode')!r} (one of {modes})") from None
+    tone_hz = body.get("tone_hz", DEFAULT_TONE_HZ)
+    if (
+        isinstance(tone_hz, bool)
+        or not isinstance(tone_hz, int | float)
+        or not math.isfinite(tone_hz)
+        or not MIN_TONE_HZ <= tone_hz <= MAX_TONE_HZ
+    ):
+        raise InvalidSessionError(
+            f"tone_hz must be a number in {MIN_TONE_HZ:g}..{MAX_TONE_HZ:g}, got {tone_hz!r}"
+        )
+    return mode, float(tone_hz)
+
+
+def echo_processors(options: BotOptions) -> list[FrameProcessor]:
+    """The processors between transport input and output for the session's mode."""
+    pong = PongProcessor(reply_frame=options.reply_frame, name="pong")
+
+    @pong.event_handler("on_ping")
+    def on_ping(_processor, _sender):
+        options.state.pings_answered += 1
+
+    processors: list[FrameProcessor] = [pong]
+    if options.mode == EchoMode.LOOPBACK:
+        processors.append(AudioLoopbackProcessor(name="loopback"))
+    elif options.mode == EchoMode.TONE:
+        processors.append(
+            ToneGeneratorProcessor(frequency=options.tone_hz, sample_rate=SAMPLE_RATE)
+        )
+    return processors
+
+
+async def run_bot(transport: BaseTransport, options: BotOptions) -> str:
+    """Run one echo session until it ends; returns why it ended.
+
+    It ends when the last client leaves, when no client joined within
+    `options.join_timeout`, or at `options.expires_at`; never on Pipecat's idle timeout.
+    """
+    with logger.contextualize(room=options.room, platform=options.platform):
+        pipeline = Pipeline([transport.input(), *echo_processors(options), transport.output()])
+        worker = PipelineWorker(
+            pipeline,
+            params=PipelineParams(
+                audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE
+            ),
+            enable_rtvi=False,
+            enable_turn_tracking=False,
+            idle_timeout_secs=None,
+            cancel_on_idle_timeout=False,
+        )
+        state = options.state
+        clients: set[str] = set()
+        joined = asyncio.Event()
+
+        async def end(reason: str):
+            if state.end_reason is None:
+                state.end_reason = reason
+                logger.info(f"Ending session: {reason}")
+            await worker.cancel(reason=reason)
+
+        @transport.event_handler("on_client_connected")
+        async def on_client_connected(transport, client):
+            clients.add(transport.get_client_id(client))
+            state.clients = len(clients)
+            joined.set()
+            logger.info(f"Client connected ({len(clients)} in the session)")
+
+        @transport.event_handler("on_client_disconnected")
+        async def on_client_disconnected(transport, client):
+            clients.discard(transport.get_client_id(client))
+            state.clients = len(clients)
+            logger.info(f"Client left ({len(clients)} in the session)")
+            if not clients:
+                await end("last client left")
+
+        @worker.event_handler("on_pipeline_error")
+        async def on_pipeline_error(worker, frame):
+            if frame.fatal:
+                await end(f"fatal error: {frame.error}")
+
+        async def join_deadline():
+            try:
+                await asyncio.wait_for(joined.wait(), options.join_timeout)
+            except TimeoutError:
+                await end(f"no client joined within {options.join_timeout:g} s")
+
+        async def expiry():
+            if options.expires_at is not None:
+                await asyncio.sleep(max(0.0, options.expires_at - time.time()))
+                await end("session expired")
+
+        timers = [asyncio.create_task(join_deadline()), asyncio.create_task(expiry())]
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(worker)
+        logger.info(f"Echo bot starting in {options.mode} mode")
+        try:
+            await runner.run()
+        finally:
+            for timer in timers:
+                timer.cancel()
+            state.clients = 0
+        reason = state.end_reason or "pipeline finished"
+        logger.info(f"Echo bot ended: {reason}")
+        return reason
+
+
+def session_transport(runner_args: RunnerArguments, mode: EchoMode) -> SessionTransport:
+    """Build the platform's transport from the runner arguments' type.
+
+    Raises:
+        InvalidSessionError: unsupported runner arguments.
+    """
+    settings = get_settings()
+    match runner_args:
+        case DailyRunnerArguments(room_url=room_url, token=token):
+            return SessionTransport(
+                transport=daily.create_transport(room_url, token, settings.daily_agent_name, mode),
+                platform="daily",
+                room=urlparse(room_url).path.lstrip("/"),
+                reply_frame=daily.reply_frame,
+            )
+        case LiveKitRunnerArguments(room_name=room_name, url=url, token=token):
+            return SessionTransport(
+                transport=livekit.create_transport(url, token, room_name, mode),
+                platform="livekit",
+                room=room_name,
+                reply_frame=livekit.reply_frame,
+            )
+        case SmallWebRTCRunnerArguments(webrtc_connection=connection):
+            return SessionTransport(
+                transport=webrtc.create_transport(connection, mode),
+                platform="webrtc",
+                room=connection.pc_id,
+            )
+    raise InvalidSessionError(f"unsupported runner arguments: {type(runner_args).__name__}")
+
+
+async def run_session(
+    runner_args: RunnerArguments,
+    *,
+    expires_at: float | None = None,
+    join_timeout: float | None = None,
+    state: SessionState | None = None,
+) -> str:
+    """Run one bot for the runner arguments; mode and tone come from their body.
+
+    Raises:
+        InvalidSessionError: the body or the runner arguments are malformed.
+    """
+    settings = get_settings()
+    mode, tone_hz = parse_body(runner_args.body)
+    session = session_transport(runner_args, mode)
+    options = BotOptions(
+        mode=mode,
+        tone_hz=tone_hz,
+        join_timeout=join_timeout or settings.join_timeout,
+        expires_at=expires_at or time.time() + settings.room_ttl,
+        room=session.room,
+        platform=session.platform,
+        reply_frame=session.reply_frame,
+        state=state or SessionState(),
+    )
+    return await run_bot(session.transport, options)
+
+
+async def bot(runner_args: RunnerArguments):
+    """Pipecat Cloud / Pipecat runner entry: one session per call."""
+    try:
+        await run_session(runner_args)
+    except InvalidSessionError as e:
+        logger.error(f"Session not started: {e}")
+
+
+def _manual_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Join one Daily or LiveKit room as the echo bot.",
+        epilog="Without -u, Pipecat's development runner starts instead.",
+    )
+    parser.add_argument("-u", "--room-url", required=True, help="Daily room URL or LiveKit URL")
+    parser.add_argument("--token", help="Daily meeting token / LiveKit token")
+    parser.add_argument("--room", help="LiveKit room name")
+    parser.add_argument("--mode", default="pong", choices=[m.value for m in EchoMode])
+    parser.add_argument("--tone-hz", type=float, default=DEFAULT_TONE_HZ)
+    return parser
+
+
+async def _manual_runner_args(args: argparse.Namespace) -> RunnerArguments:
+    """Runner arguments for a manual run, minting a token where none was given."""
+    settings = get_settings()
+    body = {"mode": args.mode, "tone_hz": args.tone_hz}
+    if urlparse(args.room_url).scheme in ("ws", "wss"):
+        if not args.room:
+            raise SystemExit("error: --room NAME is required to join a LiveKit room")
+        token = args.token
+        if not token:
+            missing = [v for v in settings.missing("livekit") if v != "LIVEKIT_URL"]
+            if missing:
+                raise PlatformNotConfiguredError("livekit", missing)
+            token = livekit.agent_token(
+                settings.livekit_api_key.get_secret_value(),
+                settings.livekit_api_secret.get_secret_value(),
+                args.room,
+                livekit.unique_identity(settings.livekit_agent_name),
+                settings.room_ttl,
+            )
+        return LiveKitRunnerArguments(
+            room_name=args.room, url=args.room_url, token=token, body=body
+        )
+    token = args.token
+    if not token and settings.daily_api_key:
+        async with aiohttp.ClientSession() as http:
+            rooms = daily.DailyRooms(
+                settings.daily_api_key.get_secret_value(), settings.daily_api_url, http
+            )
+            token = await rooms.bot_token(
+                args.room_url, settings.room_ttl, settings.daily_agent_name
+            )
+    return DailyRunnerArguments(room_url=args.room_url, token=token, body=body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python bot.py -u URL ...` joins one room; without `-u` Pipecat's runner starts."""
+    argv = sys.argv[1:] if argv is None else argv
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument("-u", "--room-url")
+    known, _ = probe.parse_known_args(argv)
+    if not known.room_url:
+        from pipecat.runner.run import main as pipecat_main
+
+        pipecat_main()
+        return 0
+
+    args = _manual_parser().parse_args(argv)
+    settings = get_settings()
+    logger.remove()
+    logger.add(sys.stderr, level=settings.log_level)
+
+    async def run():
+        await run_session(await _manual_runner_args(args))
+
+    try:
+        asyncio.run(run())
+    except PlatformNotConfiguredError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (InvalidSessionError, PlatformAPIError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""`python -m echo_bench`."""
+
+import sys
+
+from echo_bench.cli import main
+
+sys.exit(main())

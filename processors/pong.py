@@ -1,0 +1,136 @@
+"""Ping -> pong over app messages (Daily app-message, LiveKit data, WebRTC data channel)."""
+
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from loguru import logger
+from pipecat.frames.frames import (
+    Frame,
+    InputTransportMessageFrame,
+    OutputTransportMessageUrgentFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+MAX_MESSAGE_BYTES = 64 * 1024
+
+ReplyFrameFactory = Callable[[dict, str | None], Frame]
+"""Builds the urgent frame that carries `message` back to participant `sender`."""
+
+
+def urgent_reply(message: dict, sender: str | None) -> Frame:
+    """The default reply: an urgent message to whoever the transport talks to."""
+    return OutputTransportMessageUrgentFrame(message=message)
+
+
+class PongProcessor(FrameProcessor):
+    """Answers `{"type": "ping", "timestamp": n}` app messages with a pong.
+
+    Other app messages are ignored (debug log); a ping with a bad timestamp gets an
+    error message back; messages over 64 KiB are dropped with a warning. Nothing a
+    client sends can stop the processor. App messages are consumed here; every other
+    frame is forwarded.
+
+    Events:
+        on_ping: called with (processor, sender) after each pong is pushed.
+    """
+
+    def __init__(self, *, reply_frame: ReplyFrameFactory = urgent_reply, **kwargs):
+        """Initialize the processor.
+
+        Args:
+            reply_frame: Builds the reply frame; transports that can target one
+                participant pass their own urgent message frame here.
+            **kwargs: Passed on to `FrameProcessor`.
+        """
+        super().__init__(**kwargs)
+        self._reply_frame = reply_frame
+        self._ping_counts: Counter[Hashable] = Counter()
+        self._register_event_handler("on_ping", sync=True)
+
+    @property
+    def pings_answered(self) -> int:
+        """Number of pongs sent in this session."""
+        return self._ping_counts.total()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        """Answer pings; forward everything that is not an incoming app message."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputTransportMessageFrame):
+            if direction == FrameDirection.DOWNSTREAM:
+                await self._handle_message(frame)
+            return
+        await self.push_frame(frame, direction)
+
+    async def _handle_message(self, frame: InputTransportMessageFrame):
+        receive_time = time.time()
+        sender = getattr(frame, "participant_id", None)
+        size = _encoded_size(frame.message)
+        if size > MAX_MESSAGE_BYTES:
+            logger.warning(f"Dropping app message of {size} bytes (limit {MAX_MESSAGE_BYTES})")
+            return
+        message = _as_object(frame.message)
+        if message is None:
+            logger.debug("Ignoring app message that is not a JSON object")
+            return
+        kind = message.get("type")
+        if kind != "ping":
+            logger.debug(f"Ignoring app message of type {kind!r}")
+            return
+        timestamp = message.get("timestamp")
+        if problem := _timestamp_problem(timestamp):
+            await self.push_frame(self._reply_frame({"type": "error", "error": problem}, sender))
+            return
+
+        self._ping_counts[sender] += 1
+        pong = {
+            "type": "pong",
+            "client_timestamp": timestamp,
+            "server_receive_time": receive_time,
+            "server_send_time": 0.0,
+            "message_count": self._ping_counts[sender],
+        }
+        if "seq" in message:
+            pong["seq"] = message["seq"]
+        reply = self._reply_frame(pong, sender)
+        pong["server_send_time"] = time.time()
+        await self.push_frame(reply)
+        await self._call_event_handler("on_ping", sender)
+
+
+def _as_object(message: Any) -> dict | None:
+    """The message as a dict, decoding JSON text; None when it is not a JSON object."""
+    if isinstance(message, bytes | bytearray):
+        message = message.decode("utf-8", errors="replace")
+    if isinstance(message, str):
+        try:
+            message = json.loads(message)
+        except ValueError:
+            return None
+    return message if isinstance(message, dict) else None
+
+
+def _encoded_size(message: Any) -> int:
+    """Size of the message as it travelled, in bytes (its JSON encoding for objects)."""
+    if isinstance(message, bytes | bytearray):
+        return len(message)
+    if isinstance(message, str):
+        return len(message.encode())
+    try:
+        return len(json.dumps(message, separators=(",", ":"), default=str).encode())
+    except (TypeError, ValueError):
+        return MAX_MESSAGE_BYTES + 1
+
+
+def _timestamp_problem(timestamp: Any) -> str | None:
+    """What is wrong with a ping's timestamp, or None when it is a finite number."""
+    if timestamp is None:
+        return "ping has no timestamp"
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
+        return f"ping timestamp must be a number, got {type(timestamp).__name__}"
+    if not math.isfinite(timestamp):
+        return "ping timestamp must be a finite number"
+    return None

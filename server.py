@@ -1,0 +1,597 @@
+"""The echo agent's HTTP API: rooms on demand, local WebRTC offers, running sessions.
+
+`POST /connect` makes a room per platform and starts one bot in each; `POST /api/offer`
+answers a local WebRTC peer with a bot; `GET /rooms` lists the running sessions.
+No pipeline code and no platform SDK calls here: this asks `transports/` and `bot.py`.
+"""
+
+import argparse
+import asyncio
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import aiohttp
+import uvicorn
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from loguru import logger
+from pipecat.runner.types import (
+    DailyRunnerArguments,
+    LiveKitRunnerArguments,
+    RunnerArguments,
+    SmallWebRTCRunnerArguments,
+)
+from pydantic import BaseModel, Field
+
+import bot
+from config import PlatformNotConfiguredError, Settings, get_settings
+from processors import DEFAULT_TONE_HZ, MAX_TONE_HZ, MIN_TONE_HZ, EchoMode
+from transports import daily, livekit, webrtc
+from transports.errors import InvalidOfferError, PlatformAPIError
+
+Platform = Literal["daily", "livekit", "webrtc"]
+CLOUD_PLATFORMS: tuple[Platform, ...] = ("daily", "livekit")
+SHUTDOWN_TIMEOUT_SECS = 8.0
+
+
+class CapacityError(Exception):
+    """`MAX_SESSIONS` bots are running."""
+
+
+class SessionNotFoundError(Exception):
+    """No running session has this id."""
+
+
+# ---------------------------------------------------------------------------
+# Running sessions
+
+
+@dataclass
+class Session:
+    """One room and its bot, from `/connect` (or an offer) until the bot ends."""
+
+    id: str
+    platform: Platform
+    room: str
+    mode: EchoMode
+    tone_hz: float
+    expires_at: float
+    created_at: float = field(default_factory=time.time)
+    state: bot.SessionState = field(default_factory=bot.SessionState)
+    status: Literal["waiting", "running"] = "running"
+    task: asyncio.Task | None = None
+    on_end: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    connection: asyncio.Future | None = None
+
+    def describe(self) -> dict:
+        """What `/rooms` shows of the session (never a token)."""
+        return {
+            "id": self.id,
+            "platform": self.platform,
+            "room": self.room,
+            "mode": self.mode.value,
+            "tone_hz": self.tone_hz if self.mode == EchoMode.TONE else None,
+            "status": self.status,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "clients": self.state.clients,
+            "pings_answered": self.state.pings_answered,
+        }
+
+
+class SessionRegistry:
+    """The running bot tasks; each removes itself, and cleans up its room, when it ends."""
+
+    def __init__(self, max_sessions: int):
+        self._max_sessions = max_sessions
+        self._sessions: dict[str, Session] = {}
+        self._reserved = 0
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def list(self) -> list[Session]:
+        """The sessions, oldest first."""
+        return sorted(self._sessions.values(), key=lambda s: s.created_at)
+
+    def get(self, session_id: str) -> Session:
+        """The session with this id.
+
+        Raises:
+            SessionNotFoundError: no such session is running.
+        """
+        try:
+            return self._sessions[session_id]
+        except KeyError:
+            raise SessionNotFoundError(session_id) from None
+
+    def reserve(self, count: int) -> "_Reservation":
+        """Hold `count` slots while rooms are made, so concurrent calls cannot overshoot.
+
+        Raises:
+            CapacityError: the slots are not free.
+        """
+        if len(self._sessions) + self._reserved + count > self._max_sessions:
+            raise CapacityError()
+        return _Reservation(self, count)
+
+    def start(self, session: Session, run: Awaitable[Any]) -> None:
+        """Register the session and run its bot as a task."""
+        self._sessions[session.id] = session
+        session.task = asyncio.create_task(self._run(session, run), name=f"session-{session.id}")
+
+    async def end(self, session_id: str) -> None:
+        """End one session early and wait until it is cleaned up.
+
+        Raises:
+            SessionNotFoundError: no such session is running.
+        """
+        session = self.get(session_id)
+        if session.task:
+            session.state.end_reason = session.state.end_reason or "ended by request"
+            session.task.cancel()
+            await asyncio.wait([session.task])
+
+    async def shutdown(self) -> None:
+        """End every session and wait (bounded) for their cleanup."""
+        tasks = [s.task for s in self._sessions.values() if s.task]
+        for session in self._sessions.values():
+            session.state.end_reason = session.state.end_reason or "server shutting down"
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT_SECS)
+
+    async def _run(self, session: Session, run: Awaitable[Any]) -> None:
+        with logger.contextualize(room=session.room, platform=session.platform):
+            try:
+                await run
+            except asyncio.CancelledError:
+                logger.info(f"Session {session.id} cancelled: {session.state.end_reason}")
+            except Exception as e:
+                logger.exception(f"Session {session.id} failed: {e}")
+            finally:
+                self._sessions.pop(session.id, None)
+                for cleanup in session.on_end:
+                    try:
+                        await asyncio.shield(cleanup())
+                    except Exception as e:
+                        logger.warning(f"Cleanup of session {session.id} failed: {e}")
+                logger.info(f"Session {session.id} removed")
+
+
+class _Reservation:
+    def __init__(self, registry: SessionRegistry, count: int):
+        self._registry = registry
+        self._count = count
+
+    def __enter__(self):
+        self._registry._reserved += self._count
+        return self
+
+    def __exit__(self, *exc):
+        self._registry._reserved -= self._count
+
+
+# ---------------------------------------------------------------------------
+# Request and response models
+
+
+class OfferRequest(BaseModel):
+    """An SDP offer, as Pipecat's SmallWebRTC clients send it."""
+
+    sdp: str
+    type: str
+    pc_id: str | None = None
+    restart_pc: bool | None = None
+    request_data: Any | None = None
+
+
+class OfferAnswer(BaseModel):
+    """The SDP answer and the id of the peer connection."""
+
+    sdp: str
+    type: str
+    pc_id: str
+
+
+class IceCandidateModel(BaseModel):
+    """One trickled ICE candidate."""
+
+    candidate: str
+    sdp_mid: str
+    sdp_mline_index: int
+
+
+class IcePatch(BaseModel):
+    """Trickled ICE candidates for a peer connection."""
+
+    pc_id: str
+    candidates: list[IceCandidateModel]
+
+
+class ConnectRequest(BaseModel):
+    """What `POST /connect` may ask for."""
+
+    platforms: list[Platform] | None = Field(default=None, min_length=1)
+    mode: EchoMode = EchoMode.PONG
+    tone_hz: float = Field(default=DEFAULT_TONE_HZ, ge=MIN_TONE_HZ, le=MAX_TONE_HZ)
+
+
+class DailyCredentials(BaseModel):
+    """How a client joins the Daily room."""
+
+    room_url: str
+    token: str
+    expires_at: float
+
+
+class LiveKitCredentials(BaseModel):
+    """How a client joins the LiveKit room."""
+
+    server_url: str
+    room_name: str
+    token: str
+    expires_at: float
+
+
+class WebRTCCredentials(BaseModel):
+    """Where a client sends its offer for the reserved local session."""
+
+    offer_url: str
+    session_id: str
+    expires_at: float
+
+
+class ConnectResponse(BaseModel):
+    """One entry per platform created."""
+
+    daily: DailyCredentials | None = None
+    livekit: LiveKitCredentials | None = None
+    webrtc: WebRTCCredentials | None = None
+
+
+# ---------------------------------------------------------------------------
+# App
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    """Shared clients live here; shutdown ends every bot and deletes its room."""
+    settings = get_settings()
+    webrtc.restrict_ice_addresses(settings.webrtc_ice_addresses)
+    app.state.registry = SessionRegistry(settings.max_sessions)
+    app.state.offers = webrtc.WebRTCOffers()
+    app.state.http = aiohttp.ClientSession()
+    try:
+        yield
+    finally:
+        logger.info(f"Shutting down: ending {len(app.state.registry)} session(s)")
+        await app.state.registry.shutdown()
+        await app.state.offers.close()
+        await app.state.http.close()
+
+
+app = FastAPI(title="Echo agent", lifespan=lifespan)
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _registry(request: Request) -> SessionRegistry:
+    return request.app.state.registry
+
+
+RegistryDep = Annotated[SessionRegistry, Depends(_registry)]
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid_request(_request: Request, exc: RequestValidationError):
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        problems.append(f"{where}: {error.get('msg')}")
+    return JSONResponse(status_code=400, content={"detail": "; ".join(problems)})
+
+
+@app.exception_handler(PlatformNotConfiguredError)
+async def _not_configured(_request: Request, exc: PlatformNotConfiguredError):
+    return JSONResponse(status_code=400, content={"detail": str(exc)})
+
+
+@app.exception_handler(PlatformAPIError)
+async def _platform_failed(_request: Request, exc: PlatformAPIError):
+    return JSONResponse(status_code=502, content={"detail": str(exc), "platform": exc.platform})
+
+
+@app.exception_handler(InvalidOfferError)
+async def _invalid_offer(_request: Request, exc: InvalidOfferError):
+    return JSONResponse(status_code=400, content={"detail": f"invalid offer: {exc}"})
+
+
+@app.exception_handler(CapacityError)
+async def _capacity(request: Request, _exc: CapacityError):
+    limit = get_settings().max_sessions
+    return JSONResponse(
+        status_code=503,
+        headers={"Retry-After": "30"},
+        content={"detail": f"session limit reached ({limit} running); retry later"},
+    )
+
+
+@app.exception_handler(SessionNotFoundError)
+async def _not_found(_request: Request, exc: SessionNotFoundError):
+    return JSONResponse(status_code=404, content={"detail": f"no session {exc}"})
+
+
+@app.get("/health")
+async def health() -> dict:
+    """Liveness: the API answers."""
+    return {"status": "ok", "service": "echo-agent-api"}
+
+
+@app.get("/rooms")
+async def rooms(registry: RegistryDep) -> dict:
+    """The running sessions."""
+    return {"rooms": [s.describe() for s in registry.list()]}
+
+
+@app.delete("/rooms/{session_id}")
+async def delete_room(session_id: str, registry: RegistryDep) -> dict:
+    """End a session early: the bot leaves and its room is deleted."""
+    await registry.end(session_id)
+    return {"deleted": session_id}
+
+
+# ---------------------------------------------------------------------------
+# Local WebRTC
+
+
+def _webrtc_session(
+    settings: Settings, mode: EchoMode, tone_hz: float, session_id: str
+) -> Session:
+    """A local session whose bot starts when its peer connection arrives."""
+    return Session(
+        id=session_id,
+        platform="webrtc",
+        room=session_id,
+        mode=mode,
+        tone_hz=tone_hz,
+        expires_at=time.time() + settings.room_ttl,
+        status="waiting",
+        connection=asyncio.get_running_loop().create_future(),
+    )
+
+
+async def _run_webrtc_session(session: Session, settings: Settings) -> None:
+    try:
+        connection = await asyncio.wait_for(
+            asyncio.shield(session.connection), settings.join_timeout
+        )
+    except TimeoutError:
+        logger.info(f"Reservation {session.id} unused for {settings.join_timeout:g} s")
+        return
+    session.status = "running"
+    await bot.run_session(
+        SmallWebRTCRunnerArguments(
+            webrtc_connection=connection, body={"mode": session.mode, "tone_hz": session.tone_hz}
+        ),
+        expires_at=session.expires_at,
+        join_timeout=settings.join_timeout,
+        state=session.state,
+    )
+
+
+async def _answer_offer(
+    request: Request, offer: OfferRequest, on_connection: Callable[[Any], Awaitable[None]]
+) -> OfferAnswer:
+    answer = await request.app.state.offers.answer(
+        offer.sdp, offer.type, on_connection, pc_id=offer.pc_id, restart_pc=offer.restart_pc
+    )
+    return OfferAnswer(**answer)
+
+
+@app.post("/api/offer")
+async def offer(
+    request: Request,
+    body: OfferRequest,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    mode: Annotated[EchoMode, Query()] = EchoMode.PONG,
+    tone_hz: Annotated[float, Query(ge=MIN_TONE_HZ, le=MAX_TONE_HZ)] = DEFAULT_TONE_HZ,
+) -> OfferAnswer:
+    """Answer a local WebRTC peer and start its bot (mode from the query string)."""
+    reservation = registry.reserve(0 if body.pc_id else 1)
+
+    async def on_connection(connection):
+        session = _webrtc_session(settings, mode, tone_hz, connection.pc_id)
+        session.connection.set_result(connection)
+        registry.start(session, _run_webrtc_session(session, settings))
+
+    with reservation:
+        return await _answer_offer(request, body, on_connection)
+
+
+@app.patch("/api/offer")
+async def offer_candidates(request: Request, patch: IcePatch) -> dict:
+    """Add trickled ICE candidates to a peer connection."""
+    await request.app.state.offers.add_candidates(
+        patch.pc_id, [c.model_dump() for c in patch.candidates]
+    )
+    return {"status": "ok"}
+
+
+@app.post("/sessions/{session_id}/api/offer")
+async def session_offer(
+    session_id: str, request: Request, body: OfferRequest, registry: RegistryDep
+) -> OfferAnswer:
+    """Answer the offer for a session reserved by `/connect`."""
+    session = registry.get(session_id)
+    if session.platform != "webrtc":
+        raise HTTPException(400, f"session {session_id} is a {session.platform} session")
+    if session.connection.done() and not body.pc_id:
+        raise HTTPException(409, f"session {session_id} already has a peer")
+
+    async def on_connection(connection):
+        if session.connection.done():
+            await connection.disconnect()
+            raise RuntimeError("session already connected")
+        session.connection.set_result(connection)
+
+    return await _answer_offer(request, body, on_connection)
+
+
+@app.patch("/sessions/{session_id}/api/offer")
+async def session_offer_candidates(
+    session_id: str, request: Request, patch: IcePatch, registry: RegistryDep
+) -> dict:
+    """Add trickled ICE candidates for a reserved session's peer."""
+    registry.get(session_id)
+    return await offer_candidates(request, patch)
+
+
+# ---------------------------------------------------------------------------
+# POST /connect
+
+
+def new_room_name() -> str:
+    """A unique room name, also among calls made in the same second."""
+    return f"benchmark-{int(time.time())}-{secrets.token_hex(4)}"
+
+
+@app.post("/connect")
+async def connect(
+    request: Request,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    body: ConnectRequest | None = None,
+) -> ConnectResponse:
+    """Create a room on each platform asked for (default: all configured) with a bot."""
+    body = body or ConnectRequest()
+    platforms = list(dict.fromkeys(body.platforms or _default_platforms(settings)))
+    for platform in platforms:
+        settings.require(platform)
+
+    response = ConnectResponse()
+    started: list[Session] = []
+    with registry.reserve(len(platforms)):
+        try:
+            for platform in platforms:
+                session, credentials = await _CREATORS[platform](request, settings, body)
+                started.append(session)
+                setattr(response, platform, credentials)
+        except BaseException:
+            for session in started:
+                await registry.end(session.id)
+            raise
+    return response
+
+
+def _default_platforms(settings: Settings) -> list[Platform]:
+    return [p for p in CLOUD_PLATFORMS if settings.is_configured(p)] + ["webrtc"]
+
+
+def _body(body: ConnectRequest) -> dict:
+    return {"mode": body.mode.value, "tone_hz": body.tone_hz}
+
+
+def _start_bot(
+    request: Request, session: Session, runner_args: RunnerArguments, settings: Settings
+) -> None:
+    request.app.state.registry.start(
+        session,
+        bot.run_session(
+            runner_args,
+            expires_at=session.expires_at,
+            join_timeout=settings.join_timeout,
+            state=session.state,
+        ),
+    )
+
+
+async def _create_daily(request: Request, settings: Settings, body: ConnectRequest):
+    rooms = daily.DailyRooms(
+        settings.daily_api_key.get_secret_value(), settings.daily_api_url, request.app.state.http
+    )
+    room = await rooms.create(
+        new_room_name(), settings.room_ttl, settings.daily_private_rooms, settings.daily_agent_name
+    )
+    session = Session(
+        id=room.name,
+        platform="daily",
+        room=room.name,
+        mode=body.mode,
+        tone_hz=body.tone_hz,
+        expires_at=room.expires_at,
+    )
+    session.on_end.append(lambda: rooms.delete(room.name))
+    runner_args = DailyRunnerArguments(room_url=room.url, token=room.bot_token, body=_body(body))
+    _start_bot(request, session, runner_args, settings)
+    return session, DailyCredentials(
+        room_url=room.url, token=room.client_token, expires_at=room.expires_at
+    )
+
+
+async def _create_livekit(request: Request, settings: Settings, body: ConnectRequest):
+    name = new_room_name()
+    expires_at = time.time() + settings.room_ttl
+    key = settings.livekit_api_key.get_secret_value()
+    secret = settings.livekit_api_secret.get_secret_value()
+    client = livekit.client_token(
+        key, secret, name, livekit.unique_identity("client"), settings.room_ttl
+    )
+    agent = livekit.agent_token(
+        key, secret, name, livekit.unique_identity(settings.livekit_agent_name), settings.room_ttl
+    )
+    session = Session(
+        id=name,
+        platform="livekit",
+        room=name,
+        mode=body.mode,
+        tone_hz=body.tone_hz,
+        expires_at=expires_at,
+    )
+    runner_args = LiveKitRunnerArguments(
+        room_name=name, url=settings.livekit_url, token=agent, body=_body(body)
+    )
+    _start_bot(request, session, runner_args, settings)
+    return session, LiveKitCredentials(
+        server_url=settings.livekit_url, room_name=name, token=client, expires_at=expires_at
+    )
+
+
+async def _create_webrtc(request: Request, settings: Settings, body: ConnectRequest):
+    session = _webrtc_session(settings, body.mode, body.tone_hz, new_room_name())
+    request.app.state.registry.start(session, _run_webrtc_session(session, settings))
+    offer_url = str(request.url_for("session_offer", session_id=session.id))
+    return session, WebRTCCredentials(
+        offer_url=offer_url, session_id=session.id, expires_at=session.expires_at
+    )
+
+
+_CREATORS = {"daily": _create_daily, "livekit": _create_livekit, "webrtc": _create_webrtc}
+
+
+# ---------------------------------------------------------------------------
+# Entry point
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python server.py [--host H] [--port P]`: serve the API (defaults from settings)."""
+    settings = get_settings()
+    parser = argparse.ArgumentParser(description="Echo agent API server")
+    parser.add_argument("--host", default=settings.api_host)
+    parser.add_argument("--port", type=int, default=settings.api_port)
+    args = parser.parse_args(argv)
+    logger.remove()
+    logger.add(sys.stderr, level=settings.log_level)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Platform specific code: rooms, tokens, Pipecat transports, local WebRTC offers."""
