@@ -352,9 +352,7 @@ async def delete_room(session_id: str, registry: RegistryDep) -> dict:
 # Local WebRTC
 
 
-def _webrtc_session(
-    settings: Settings, mode: EchoMode, tone_hz: float, session_id: str
-) -> Session:
+def _webrtc_session(settings: Settings, mode: EchoMode, tone_hz: float, session_id: str) -> Session:
     """A local session whose bot starts when its peer connection arrives."""
     return Session(
         id=session_id,
@@ -590,7 +588,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logger.remove()
     logger.add(sys.stderr, level=settings.log_level)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5
+    )
 
 
 if __name__ == "__main__":

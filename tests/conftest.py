@@ -1,0 +1,109 @@
+"""Fixtures: the real server as a subprocess on 127.0.0.1, a client on loopback."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from transports.webrtc import restrict_ice_addresses
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Every test peer offers loopback only, like the servers the tests start.
+restrict_ice_addresses(["127.0.0.1"])
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    """A server subprocess and where to reach it."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        """Everything the server logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def rooms(self) -> list[dict]:
+        """`GET /rooms`."""
+        return httpx.get(f"{self.url}/rooms", timeout=5).json()["rooms"]
+
+    def wait_rooms(self, predicate, timeout: float = 5.0) -> list[dict]:
+        """Poll `/rooms` until `predicate(rooms)` holds; fail after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rooms = self.rooms()
+            if predicate(rooms):
+                return rooms
+            if time.monotonic() > deadline:
+                raise AssertionError(f"/rooms never matched within {timeout} s: {rooms}")
+            time.sleep(0.1)
+
+
+@contextmanager
+def run_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
+    """Start `server.py` on a free 127.0.0.1 port with `env` and stop it afterwards."""
+    port = free_port()
+    log_path = tmp_path / f"server-{port}.log"
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DAILY_", "LIVEKIT_"))},
+        "WEBRTC_ICE_ADDRESSES": "127.0.0.1",
+        "LOG_LEVEL": "DEBUG",
+        **env,
+    }
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_healthy(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_healthy(server: RunningServer, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not healthy within {timeout} s:\n{server.log()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[RunningServer]:
+    """The echo agent with default settings (a shorter join timeout), local WebRTC only."""
+    with run_server(tmp_path_factory.mktemp("server"), JOIN_TIMEOUT="10") as running:
+        yield running
