@@ -165,7 +165,8 @@ async def test_bad_offers_get_400_and_start_no_bot(server, query, body, message)
         body = {"sdp": client.pc.localDescription.sdp, "type": "offer"}
         await client.pc.close()
     before = server.rooms()
-    response = httpx.post(f"{server.url}/api/offer{query}", json=body, timeout=10)
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{server.url}/api/offer{query}", json=body, timeout=10)
     assert response.status_code == 400, response.text
     assert message in response.json()["detail"]
     assert server.rooms() == before
@@ -203,7 +204,8 @@ async def test_session_ends_when_no_client_joins(tmp_path):
         await client.pc.setLocalDescription(await client.pc.createOffer())
         offer = {"sdp": client.pc.localDescription.sdp, "type": "offer"}
         offered_at = time.monotonic()
-        response = httpx.post(f"{short.url}/api/offer", json=offer, timeout=10)
+        async with httpx.AsyncClient() as http:
+            response = await http.post(f"{short.url}/api/offer", json=offer, timeout=10)
         assert response.status_code == 200
         pc_id = response.json()["pc_id"]
         # The answer is never applied: the peer never connects.
