@@ -1,10 +1,148 @@
-"""`echo-bench audio` (placeholder until its issue lands)."""
+"""`echo-bench audio`: audio round trip through the echo agent in `loopback` mode."""
 
 import argparse
 
+import aiohttp
+
+from echo_bench.bursts import AudioRun, BurstSignal, measure_bursts
+from echo_bench.clients import open_session, wait_for_pong
+from echo_bench.options import add_connection_arguments, now_iso, progress_bar, run_command
+from echo_bench.output import AUDIO_ROWS, summary_table, write_json
+
+__all__ = ["add_parser", "audio_result", "audio_session"]
+
+
+async def audio_session(
+    server: str,
+    platform: str,
+    count: int,
+    interval: float = 1.0,
+    *,
+    join_timeout: float = 30.0,
+    on_burst=None,
+) -> AudioRun:
+    """`/connect` a loopback room on `platform`, join it with a burst microphone, measure.
+
+    Raises:
+        BenchError: the room could not be made or joined, or no audio came back.
+    """
+    signal = BurstSignal()
+    async with aiohttp.ClientSession() as http:
+        client, info = await open_session(
+            server, platform, "loopback", http, signal=signal, join_timeout=join_timeout
+        )
+        try:
+            first_pong = await wait_for_pong(client, join_timeout)
+            bursts = await measure_bursts(
+                client, signal, count, interval, join_timeout=join_timeout, on_burst=on_burst
+            )
+        finally:
+            await client.close()
+    return AudioRun(bursts, info.room, first_pong - info.connect_started, signal)
+
+
+def audio_result(run: AudioRun, **context) -> dict:
+    """Everything about an audio run as one JSON-able dict (`context`: platform, ...)."""
+    return {
+        "kind": "audio",
+        **context,
+        "room": run.room,
+        "summary": run.summary(),
+        "bursts": [
+            {
+                "index": b.index,
+                "sent_time": b.sent_time,
+                "latency_ms": None if b.latency is None else b.latency * 1000,
+                "level_dbfs": b.level_dbfs,
+            }
+            for b in run.bursts
+        ],
+    }
+
+
+def plot_result(path: str, result: dict) -> None:
+    """Round trip per burst and its CDF, titled with platform, count and date."""
+    from echo_bench.plots import plot_series
+
+    bursts = result["bursts"]
+    plot_series(
+        path,
+        f"echo-bench audio: {result['platform']}, {len(bursts)} bursts, {result['date']}",
+        [("audio round trip", [b["index"] for b in bursts], [b["latency_ms"] for b in bursts])],
+        x_label="burst",
+        y_label="audio round trip (ms)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _interval(text: str) -> float:
+    value = float(text)
+    if value < 0.2:
+        raise argparse.ArgumentTypeError("must be at least 0.2 s")
+    return value
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the subcommand."""
-    parser = subparsers.add_parser("audio", help="not implemented yet")
-    parser.set_defaults(func=lambda args: 2)
+    """Register `echo-bench audio`."""
+    parser = subparsers.add_parser(
+        "audio",
+        help="audio round trip (tone bursts echoed by a loopback bot)",
+        description="Send tone bursts to a loopback bot and time them in the audio that "
+        "comes back: both directions, both jitter buffers and codecs.",
+    )
+    add_connection_arguments(parser)
+    parser.add_argument("--count", type=_positive_int, default=20, help="bursts to send")
+    parser.add_argument(
+        "--interval",
+        type=_interval,
+        default=1.0,
+        help="seconds between bursts; also the longest round trip measured (default: 1)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="write summary and every burst as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", help="plot round trip per burst and CDF")
+    parser.set_defaults(func=run)
     return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; returns the exit code."""
+    date = now_iso()
+    bar = progress_bar(args, args.count, args.count * args.interval, "burst")
+
+    async def benchmark():
+        return await audio_session(
+            args.server,
+            args.platform,
+            args.count,
+            args.interval,
+            join_timeout=args.join_timeout,
+            on_burst=bar.update,
+        )
+
+    def report(audio_run: AudioRun) -> int:
+        bar.close()
+        result = audio_result(
+            audio_run,
+            platform=args.platform,
+            server=args.server,
+            date=date,
+            params={"count": args.count, "interval": args.interval},
+        )
+        print(f"echo-bench audio: {args.platform} via {args.server}, {date}")
+        print(summary_table([(args.platform, result["summary"])], AUDIO_ROWS))
+        if args.json:
+            write_json(args.json, result)
+        if args.plot:
+            plot_result(args.plot, result)
+        return 0
+
+    try:
+        return run_command(args, benchmark, report)
+    finally:
+        bar.close()

@@ -1,10 +1,385 @@
-"""`echo-bench ping` (placeholder until its issue lands)."""
+"""`echo-bench ping`: app-message round trips through the echo agent, per platform.
+
+The reusable parts: `run_pings(client, ...)` on any joined `BenchClient`,
+`ping_session(server, platform, ...)` for one room made by `/connect`, and
+`ping_offer_url(offer_url, http, ...)` for any peer that answers the echo agent's
+offer protocol (the echo agent's own offer URL, or a bare aiortc echo peer).
+"""
 
 import argparse
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from echo_bench.clients import (
+    BenchClient,
+    BenchError,
+    WebRTCBenchClient,
+    open_session,
+    wait_for_pong,
+)
+from echo_bench.options import add_connection_arguments, now_iso, progress_bar, run_command
+from echo_bench.output import PING_ROWS, summary_table, write_csv, write_json
+from echo_bench.stats import PingLog, summarize
+
+__all__ = [
+    "PingRun",
+    "add_parser",
+    "ping_offer_url",
+    "ping_result",
+    "ping_session",
+    "ping_sessions",
+    "run_pings",
+]
+
+
+@dataclass
+class PingRun:
+    """The pings of one session.
+
+    Attributes:
+        log: Every ping and the pong matched to it.
+        room: The room (or peer connection) the session ran in.
+        connect_to_first_pong: Seconds from `/connect` (or the offer) to the first
+            pong; None when the run did not wait for one.
+    """
+
+    log: PingLog
+    room: str = ""
+    connect_to_first_pong: float | None = None
+
+    def summary(self) -> dict:
+        """The session's figures (times in ms)."""
+        summary = summarize([self.log])
+        summary["connect_to_first_pong_ms"] = _ms(self.connect_to_first_pong)
+        return summary
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else value * 1000.0
+
+
+def _is_probe_reply(message: dict) -> bool:
+    """A reply to one of `wait_for_pong`'s probes (negative seq), late or repeated."""
+    seq = message.get("seq")
+    return isinstance(seq, int) and not isinstance(seq, bool) and seq < 0
+
+
+async def run_pings(
+    client: BenchClient,
+    count: int,
+    interval: float,
+    pong_timeout: float = 5.0,
+    *,
+    on_sent: Callable[[], None] | None = None,
+) -> PingLog:
+    """Send `count` pings (seq 0..count-1) every `interval` s and match the pongs.
+
+    Returns when every ping is answered or `pong_timeout` s after the last one.
+    Replies are matched by `seq` (see `PingLog`); round trips use
+    `time.perf_counter()`.
+    """
+    log = PingLog(timeout=pong_timeout)
+    settled = asyncio.Event()
+
+    async def receive():
+        while True:
+            arrival, message = await client.next_message()
+            if _is_probe_reply(message):
+                continue
+            log.received(arrival, message)
+            if log.answered == count:
+                settled.set()
+
+    receiver = asyncio.create_task(receive())
+    try:
+        start = time.perf_counter()
+        for seq in range(count):
+            wait = start + seq * interval - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            message = {"type": "ping", "timestamp": time.time(), "seq": seq}
+            log.sent(seq, message["timestamp"], time.perf_counter())
+            await client.send(message)
+            if on_sent:
+                on_sent()
+        last = max((s.sent_perf for s in log.samples.values()), default=time.perf_counter())
+        remaining = last + pong_timeout - time.perf_counter()
+        if not settled.is_set() and remaining > 0:
+            try:
+                await asyncio.wait_for(settled.wait(), remaining)
+            except TimeoutError:
+                pass
+    finally:
+        receiver.cancel()
+        await asyncio.gather(receiver, return_exceptions=True)
+    return log
+
+
+async def ping_session(
+    server: str,
+    platform: str,
+    http: aiohttp.ClientSession,
+    count: int,
+    interval: float,
+    pong_timeout: float = 5.0,
+    *,
+    join_timeout: float = 30.0,
+    on_sent: Callable[[], None] | None = None,
+) -> PingRun:
+    """`/connect` a pong room on `platform`, join it, wait for the bot and ping it.
+
+    Raises:
+        BenchError: the room could not be made or joined, or the bot never answered.
+    """
+    client, info = await open_session(server, platform, "pong", http, join_timeout=join_timeout)
+    try:
+        first_pong = await wait_for_pong(client, join_timeout)
+        log = await run_pings(client, count, interval, pong_timeout, on_sent=on_sent)
+    finally:
+        await client.close()
+    return PingRun(log=log, room=info.room, connect_to_first_pong=first_pong - info.connect_started)
+
+
+async def ping_sessions(
+    server: str,
+    platform: str,
+    count: int,
+    interval: float,
+    pong_timeout: float = 5.0,
+    *,
+    sessions: int = 1,
+    join_timeout: float = 30.0,
+    on_sent: Callable[[], None] | None = None,
+) -> list[PingRun]:
+    """Run `sessions` ping sessions at once, each in its own room.
+
+    Raises:
+        BenchError: any session failed (the others are stopped).
+    """
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(
+                        ping_session(
+                            server,
+                            platform,
+                            http,
+                            count,
+                            interval,
+                            pong_timeout,
+                            join_timeout=join_timeout,
+                            on_sent=on_sent,
+                        )
+                    )
+                    for _ in range(sessions)
+                ]
+        except* BenchError as group_error:
+            raise group_error.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+async def ping_offer_url(
+    offer_url: str,
+    http: aiohttp.ClientSession,
+    count: int = 100,
+    interval: float = 0.1,
+    pong_timeout: float = 5.0,
+    *,
+    join_timeout: float = 30.0,
+) -> PingRun:
+    """Ping a peer reached by POSTing an SDP offer to `offer_url` (aiortc client).
+
+    The peer must answer `{"type": "ping", "seq": n, ...}` on the data channel with a
+    pong carrying the same `seq` (or return the ping unchanged). The first pong of the
+    probe pings times `connect_to_first_pong` from the offer.
+
+    Raises:
+        BenchError: the offer failed or the peer never answered.
+    """
+    client = WebRTCBenchClient()
+    started = time.perf_counter()
+    try:
+        await client.connect(offer_url, http, join_timeout)
+        first_pong = await wait_for_pong(client, join_timeout)
+        log = await run_pings(client, count, interval, pong_timeout)
+    finally:
+        await client.close()
+    room = client.client.pc_id or ""
+    return PingRun(log=log, room=room, connect_to_first_pong=first_pong - started)
+
+
+def sample_rows(runs: list[PingRun]) -> list[dict]:
+    """One row per ping, every session: what `--json` and `--csv` record."""
+    rows = []
+    for index, run in enumerate(runs):
+        ordered = run.log.ordered()
+        origin = ordered[0].sent_perf if ordered else 0.0
+        for s in ordered:
+            processing = s.server_processing
+            rows.append(
+                {
+                    "session": index,
+                    "seq": s.seq,
+                    "sent_time": s.sent_time,
+                    "sent_offset_s": s.sent_perf - origin,
+                    "status": s.status,
+                    "rtt_ms": _ms(s.rtt),
+                    "late_rtt_ms": _ms(s.late_rtt),
+                    "server_receive_time": s.server_receive_time,
+                    "server_send_time": s.server_send_time,
+                    "server_processing_ms": _ms(processing),
+                    "duplicates": s.duplicates,
+                }
+            )
+    return rows
+
+
+def ping_result(runs: list[PingRun], **context) -> dict:
+    """Everything about a ping run as one JSON-able dict (`context`: platform, params...)."""
+    pooled = summarize([run.log for run in runs])
+    firsts = [run.connect_to_first_pong for run in runs if run.connect_to_first_pong is not None]
+    pooled["connect_to_first_pong_ms"] = _ms(sum(firsts) / len(firsts)) if firsts else None
+    pooled["connect_to_first_pong_max_ms"] = _ms(max(firsts)) if firsts else None
+    rows = sample_rows(runs)
+    return {
+        "kind": "ping",
+        **context,
+        "summary": pooled,
+        "sessions": [
+            {
+                "session": index,
+                "room": run.room,
+                "summary": run.summary(),
+                "samples": [r for r in rows if r["session"] == index],
+            }
+            for index, run in enumerate(runs)
+        ],
+    }
+
+
+def result_table(result: dict) -> str:
+    """The table `ping` prints: pooled figures, and each session when there are several."""
+    several = len(result["sessions"]) > 1
+    columns = [("all sessions" if several else result["platform"], result["summary"])]
+    if several:
+        columns += [(f"session {s['session'] + 1}", s["summary"]) for s in result["sessions"]]
+    return summary_table(columns, PING_ROWS)
+
+
+def plot_result(path: str, result: dict) -> None:
+    """RTT over time and its CDF, titled with platform, count and date."""
+    from echo_bench.plots import plot_series
+
+    series = []
+    for session in result["sessions"]:
+        samples = session["samples"]
+        series.append(
+            (
+                f"session {session['session'] + 1}",
+                [s["sent_offset_s"] for s in samples],
+                [s["rtt_ms"] for s in samples],
+            )
+        )
+    params = result["params"]
+    sessions = f" x {params['sessions']} sessions" if params["sessions"] > 1 else ""
+    title = f"echo-bench ping: {result['platform']}, {params['count']} pings{sessions}, "
+    plot_series(
+        path,
+        title + result["date"],
+        series,
+        x_label="time since first ping (s)",
+        y_label="round trip (ms)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the subcommand."""
-    parser = subparsers.add_parser("ping", help="not implemented yet")
-    parser.set_defaults(func=lambda args: 2)
+    """Register `echo-bench ping`."""
+    parser = subparsers.add_parser(
+        "ping",
+        help="app-message round trips (ping/pong) through the echo agent",
+        description="Ping the echo bot over app messages and report RTT, jitter and loss.",
+    )
+    add_connection_arguments(parser)
+    parser.add_argument("--count", type=_positive_int, default=100, help="pings per session")
+    parser.add_argument(
+        "--interval", type=_positive_float, default=0.1, help="seconds between pings"
+    )
+    parser.add_argument(
+        "--timeout", type=_positive_float, default=5.0, help="seconds before a ping counts as lost"
+    )
+    parser.add_argument(
+        "--sessions", type=_positive_int, default=1, help="clients at once, each in its own room"
+    )
+    parser.add_argument("--json", metavar="FILE", help="write summary and every sample as JSON")
+    parser.add_argument("--csv", metavar="FILE", help="write one row per ping as CSV")
+    parser.add_argument("--plot", metavar="FILE.png", help="plot RTT over time and its CDF")
+    parser.set_defaults(func=run)
     return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; returns the exit code."""
+    date = now_iso()
+    bar = progress_bar(
+        args, args.count * args.sessions, args.count * args.interval + args.timeout, "ping"
+    )
+
+    async def benchmark():
+        return await ping_sessions(
+            args.server,
+            args.platform,
+            args.count,
+            args.interval,
+            args.timeout,
+            sessions=args.sessions,
+            join_timeout=args.join_timeout,
+            on_sent=bar.update,
+        )
+
+    def report(runs: list[PingRun]) -> int:
+        bar.close()
+        result = ping_result(
+            runs,
+            platform=args.platform,
+            server=args.server,
+            date=date,
+            params={
+                "count": args.count,
+                "interval": args.interval,
+                "timeout": args.timeout,
+                "sessions": args.sessions,
+            },
+        )
+        print(f"echo-bench ping: {args.platform} via {args.server}, {date}")
+        print(result_table(result))
+        if args.json:
+            write_json(args.json, result)
+        if args.csv:
+            write_csv(args.csv, sample_rows(runs))
+        if args.plot:
+            plot_result(args.plot, result)
+        return 0
+
+    try:
+        return run_command(args, benchmark, report)
+    finally:
+        bar.close()

@@ -1,0 +1,238 @@
+"""Statistics of ping runs: matching pongs to pings, loss, percentiles, jitter.
+
+Only client-side round trips (one monotonic clock) and the server's own processing
+time (the server's clock minus the server's clock) are computed: the two clocks are
+never compared with each other.
+"""
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+__all__ = [
+    "PingLog",
+    "PingOutcome",
+    "PingSample",
+    "describe",
+    "jitter",
+    "jitter_rfc3550",
+    "percentile",
+    "summarize",
+]
+
+
+class PingOutcome(StrEnum):
+    """What a reply did to the run."""
+
+    SAMPLE = "sample"
+    """The first pong of its ping, within the timeout: one RTT sample."""
+    LATE = "late"
+    """The first pong of its ping, after the timeout: the ping stays lost."""
+    DUPLICATE = "duplicate"
+    """A further pong of a ping already answered (or already late)."""
+    UNEXPECTED = "unexpected"
+    """A pong for a seq never sent, or not a pong at all."""
+
+
+@dataclass
+class PingSample:
+    """One ping and what came back for it.
+
+    Attributes:
+        seq: The ping's sequence number.
+        sent_time: Wall-clock send time (`time.time()`), for the record only.
+        sent_perf: Monotonic send time (`time.perf_counter()`), for round trips.
+        rtt: Round trip in seconds; None when lost (late pongs included).
+        late_rtt: Round trip of a pong that came after the timeout.
+        server_receive_time: The server's clock when the ping arrived.
+        server_send_time: The server's clock when the pong left.
+        duplicates: Pongs received after the first one.
+    """
+
+    seq: int
+    sent_time: float
+    sent_perf: float
+    rtt: float | None = None
+    late_rtt: float | None = None
+    server_receive_time: float | None = None
+    server_send_time: float | None = None
+    duplicates: int = 0
+
+    @property
+    def status(self) -> str:
+        """`ok`, `late` or `lost`."""
+        if self.rtt is not None:
+            return "ok"
+        return "late" if self.late_rtt is not None else "lost"
+
+    @property
+    def server_processing(self) -> float | None:
+        """Server send minus server receive time, in seconds (server clock only)."""
+        if self.rtt is None or self.server_receive_time is None or self.server_send_time is None:
+            return None
+        return self.server_send_time - self.server_receive_time
+
+
+@dataclass
+class PingLog:
+    """The pings of one session, and the pongs matched to them by `seq`.
+
+    A pong counts as a sample only if it is the first for its seq and arrived within
+    `timeout` of its ping; a later one is `late`, a further one a `duplicate`, one
+    for an unknown seq `unexpected`. None of those ever becomes a sample.
+    """
+
+    timeout: float
+    samples: dict[int, PingSample] = field(default_factory=dict)
+    late: int = 0
+    duplicates: int = 0
+    unexpected: int = 0
+    answered: int = 0
+    """Pings with a first pong, in time or late."""
+
+    def sent(self, seq: int, sent_time: float, sent_perf: float) -> PingSample:
+        """Record a ping just sent."""
+        sample = PingSample(seq=seq, sent_time=sent_time, sent_perf=sent_perf)
+        self.samples[seq] = sample
+        return sample
+
+    def received(self, arrival_perf: float, message: dict) -> PingOutcome:
+        """Match one reply, arrived at `arrival_perf`, to its ping."""
+        seq = message.get("seq")
+        sample = self.samples.get(seq) if _is_seq(seq) else None
+        if sample is None or not _is_reply(message):
+            self.unexpected += 1
+            return PingOutcome.UNEXPECTED
+        if sample.rtt is not None or sample.late_rtt is not None:
+            sample.duplicates += 1
+            self.duplicates += 1
+            return PingOutcome.DUPLICATE
+        rtt = arrival_perf - sample.sent_perf
+        if rtt > self.timeout:
+            sample.late_rtt = rtt
+            self.late += 1
+            self.answered += 1
+            return PingOutcome.LATE
+        sample.rtt = rtt
+        self.answered += 1
+        sample.server_receive_time = _number(message.get("server_receive_time"))
+        sample.server_send_time = _number(message.get("server_send_time"))
+        return PingOutcome.SAMPLE
+
+    def ordered(self) -> list[PingSample]:
+        """The samples in send order."""
+        return sorted(self.samples.values(), key=lambda s: s.sent_perf)
+
+
+def _is_seq(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_reply(message: dict) -> bool:
+    # A pong from the echo agent, or the ping itself from a peer that echoes messages.
+    return message.get("type") in ("pong", "ping")
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100), linear interpolation between closest ranks.
+
+    This is numpy's default ("linear", Hyndman & Fan type 7). None for no values.
+    """
+    if len(values) == 0:
+        return None
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def jitter(rtts: Sequence[float]) -> float | None:
+    """Mean absolute difference of consecutive round trips (RFC 3550's D, unsmoothed).
+
+    `rtts` are the received round trips in send order; lost pings are simply skipped.
+    None with fewer than two values.
+    """
+    if len(rtts) < 2:
+        return None
+    return float(np.mean(np.abs(np.diff(np.asarray(rtts, dtype=np.float64)))))
+
+
+def jitter_rfc3550(rtts: Sequence[float]) -> float | None:
+    """RFC 3550's running estimate, J += (|D| - J) / 16, after the last value."""
+    if len(rtts) < 2:
+        return None
+    estimate = 0.0
+    for previous, current in zip(rtts, rtts[1:], strict=False):
+        estimate += (abs(current - previous) - estimate) / 16
+    return estimate
+
+
+def describe(values: Sequence[float]) -> dict[str, float | None]:
+    """min, mean, p50, p95, p99, max and (population) stdev of `values`."""
+    if len(values) == 0:
+        return dict.fromkeys(("min", "mean", "p50", "p95", "p99", "max", "stdev"))
+    array = np.asarray(values, dtype=np.float64)
+    return {
+        "min": float(array.min()),
+        "mean": float(array.mean()),
+        "p50": percentile(array, 50),
+        "p95": percentile(array, 95),
+        "p99": percentile(array, 99),
+        "max": float(array.max()),
+        "stdev": float(array.std()),
+    }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else value * 1000.0
+
+
+def summarize(sessions: Iterable[PingLog]) -> dict:
+    """The figures of one or more sessions pooled together; times in milliseconds.
+
+    RTT percentiles pool every sample; jitter pools the consecutive differences of
+    each session (never across sessions).
+    """
+    sessions = list(sessions)
+    rtts: list[float] = []
+    differences: list[float] = []
+    smoothed: list[float] = []
+    processing: list[float] = []
+    sent = late = duplicates = unexpected = 0
+    for log in sessions:
+        ordered = log.ordered()
+        session_rtts = [s.rtt for s in ordered if s.rtt is not None]
+        rtts += session_rtts
+        differences += list(np.abs(np.diff(session_rtts))) if len(session_rtts) > 1 else []
+        if (value := jitter_rfc3550(session_rtts)) is not None:
+            smoothed.append(value)
+        processing += [p for s in ordered if (p := s.server_processing) is not None]
+        sent += len(ordered)
+        late += log.late
+        duplicates += log.duplicates
+        unexpected += log.unexpected
+    received = len(rtts)
+    rtt = {k: _ms(v) for k, v in describe(rtts).items()}
+    return {
+        "sent": sent,
+        "received": received,
+        "lost": sent - received,
+        "loss_pct": 100.0 * (sent - received) / sent if sent else None,
+        "late": late,
+        "duplicates": duplicates,
+        "unexpected": unexpected,
+        "rtt_ms": rtt,
+        "jitter_ms": _ms(float(np.mean(differences))) if differences else None,
+        "jitter_rfc3550_ms": _ms(float(np.mean(smoothed))) if smoothed else None,
+        "server_processing_ms": {
+            "p50": _ms(percentile(processing, 50)),
+            "p99": _ms(percentile(processing, 99)),
+            "count": len(processing),
+        },
+    }
