@@ -36,15 +36,17 @@ class EchoServer:
 
 
 @contextmanager
-def echo_server(workdir: Path, **env: str) -> Iterator[EchoServer]:
-    """Start `server.py` on a free 127.0.0.1 port, ICE on loopback, no cloud platform.
+def echo_server(workdir: Path, *, clouds: bool = False, **env: str) -> Iterator[EchoServer]:
+    """Start `server.py` on a free 127.0.0.1 port with ICE on loopback.
 
-    It runs in `workdir` so that no `.env` of the checkout configures a platform.
+    Without `clouds` no cloud platform is configured: DAILY_* and LIVEKIT_* are left
+    out, and it runs in `workdir`, where no `.env` of the checkout is found.
     """
     port = free_port()
     log_path = workdir / f"server-{port}.log"
+    cloud = ("DAILY_", "LIVEKIT_")
     full_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DAILY_", "LIVEKIT_"))},
+        **{k: v for k, v in os.environ.items() if clouds or not k.startswith(cloud)},
         "WEBRTC_ICE_ADDRESSES": "127.0.0.1",
         "PYTHONPATH": str(ROOT),
         **env,
