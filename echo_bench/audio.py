@@ -6,7 +6,13 @@ import aiohttp
 
 from echo_bench.bursts import AudioRun, BurstSignal, measure_bursts
 from echo_bench.clients import open_session, wait_for_pong
-from echo_bench.options import add_connection_arguments, now_iso, progress_bar, run_command
+from echo_bench.options import (
+    add_connection_arguments,
+    now_iso,
+    positive_int,
+    progress_bar,
+    run_command,
+)
 from echo_bench.output import AUDIO_ROWS, summary_table, write_json
 
 __all__ = ["add_parser", "audio_result", "audio_session"]
@@ -74,13 +80,6 @@ def plot_result(path: str, result: dict) -> None:
     )
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def _interval(text: str) -> float:
     value = float(text)
     if value < 0.2:
@@ -97,7 +96,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "comes back: both directions, both jitter buffers and codecs.",
     )
     add_connection_arguments(parser)
-    parser.add_argument("--count", type=_positive_int, default=20, help="bursts to send")
+    parser.add_argument(
+        "--count", type=positive_int, default=20, help="bursts to send (default: %(default)s)"
+    )
     parser.add_argument(
         "--interval",
         type=_interval,

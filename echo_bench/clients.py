@@ -15,6 +15,7 @@ from typing import Protocol
 
 import aiohttp
 import numpy as np
+from aiortc.exceptions import InvalidStateError
 
 from echo_bench.webrtc_client import (
     FRAME_SAMPLES,
@@ -114,8 +115,15 @@ class WebRTCBenchClient:
             raise BenchError(f"offer to {offer_url} failed: {_describe(e)}") from None
 
     async def send(self, message: dict) -> None:
-        """Send one app message on the data channel."""
-        self.client.send(message)
+        """Send one app message on the data channel.
+
+        Raises:
+            BenchError: the data channel is no longer open.
+        """
+        try:
+            self.client.send(message)
+        except InvalidStateError:
+            raise BenchError("the WebRTC data channel closed") from None
 
     async def next_message(self) -> tuple[float, dict]:
         """The next message from the peer."""
@@ -246,21 +254,24 @@ async def open_session(
     credentials = await connect_room(server, platform, mode, http)
     client: BenchClient
     if platform == "webrtc":
+        offer_url = _field(credentials, "offer_url")
         client = WebRTCBenchClient(signal=signal, receive_audio=receive_audio)
-        room = credentials.get("session_id", "")
-        join = client.connect(credentials["offer_url"], http, join_timeout)
+        room = str(credentials.get("session_id", ""))
+        join = client.connect(offer_url, http, join_timeout)
     elif platform == "daily":
         from echo_bench.daily_client import DailyBenchClient
 
+        room_url, token = _field(credentials, "room_url"), _field(credentials, "token")
         client = DailyBenchClient(signal=signal, receive_audio=receive_audio)
-        room = credentials["room_url"].rstrip("/").rsplit("/", 1)[-1]
-        join = client.connect(credentials["room_url"], credentials["token"], join_timeout)
+        room = room_url.rstrip("/").rsplit("/", 1)[-1]
+        join = client.connect(room_url, token, join_timeout)
     else:
         from echo_bench.livekit_client import LiveKitBenchClient
 
+        server_url, token = _field(credentials, "server_url"), _field(credentials, "token")
         client = LiveKitBenchClient(signal=signal, receive_audio=receive_audio)
-        room = credentials["room_name"]
-        join = client.connect(credentials["server_url"], credentials["token"], join_timeout)
+        room = str(credentials.get("room_name", ""))
+        join = client.connect(server_url, token, join_timeout)
     try:
         await join
     except BaseException:
@@ -290,6 +301,14 @@ async def wait_for_pong(client: BenchClient, join_timeout: float) -> float:
             if message.get("type") in ("pong", "ping") and isinstance(probe, int) and probe < 0:
                 return arrival
     raise BenchError(f"the bot did not answer a ping within {join_timeout:g} s")
+
+
+def _field(credentials: dict, name: str) -> str:
+    """A string field of `/connect`'s answer for a platform."""
+    value = credentials.get(name)
+    if not isinstance(value, str) or not value:
+        raise BenchError(f"/connect returned no {name}")
+    return value
 
 
 def _describe(error: Exception) -> str:

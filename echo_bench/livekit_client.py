@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 from livekit import rtc
+from livekit.rtc.participant import PublishDataError
 
 from echo_bench.clients import BenchError, SignalPlayer
 from echo_bench.webrtc_client import FRAME_SAMPLES, SAMPLE_RATE, ReceivedAudio, Signal
@@ -73,10 +74,17 @@ class LiveKitBenchClient:
             self._player.start()
 
     async def send(self, message: dict) -> None:
-        """Publish one reliable data packet to the room."""
+        """Publish one reliable data packet to the room.
+
+        Raises:
+            BenchError: not connected, or LiveKit refused the packet.
+        """
         if self._room is None:
             raise BenchError("not connected to LiveKit")
-        await self._room.local_participant.publish_data(json.dumps(message), reliable=True)
+        try:
+            await self._room.local_participant.publish_data(json.dumps(message), reliable=True)
+        except PublishDataError as e:
+            raise BenchError(f"LiveKit data packet not sent: {e.message}") from None
 
     async def next_message(self) -> tuple[float, dict]:
         """The next data packet that is a JSON object, with its arrival time."""

@@ -16,6 +16,8 @@ from echo_bench.clients import PLATFORMS, BenchError, configure_ice
 __all__ = [
     "add_connection_arguments",
     "now_iso",
+    "positive_float",
+    "positive_int",
     "progress_bar",
     "run_command",
 ]
@@ -32,7 +34,9 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("ECHO_AGENT_URL", DEFAULT_SERVER),
         help="the echo agent's URL (default: $ECHO_AGENT_URL or %(default)s)",
     )
-    parser.add_argument("--platform", choices=PLATFORMS, default="webrtc")
+    parser.add_argument(
+        "--platform", choices=PLATFORMS, default="webrtc", help="(default: %(default)s)"
+    )
     parser.add_argument(
         "--join-timeout",
         type=float,
@@ -48,6 +52,22 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number greater than 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
 
 
 def now_iso() -> str:

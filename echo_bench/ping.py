@@ -21,7 +21,14 @@ from echo_bench.clients import (
     open_session,
     wait_for_pong,
 )
-from echo_bench.options import add_connection_arguments, now_iso, progress_bar, run_command
+from echo_bench.options import (
+    add_connection_arguments,
+    now_iso,
+    positive_float,
+    positive_int,
+    progress_bar,
+    run_command,
+)
 from echo_bench.output import PING_ROWS, summary_table, write_csv, write_json
 from echo_bench.stats import PingLog, summarize
 
@@ -297,20 +304,6 @@ def plot_result(path: str, result: dict) -> None:
     )
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
-
-
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `echo-bench ping`."""
     parser = subparsers.add_parser(
@@ -319,15 +312,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Ping the echo bot over app messages and report RTT, jitter and loss.",
     )
     add_connection_arguments(parser)
-    parser.add_argument("--count", type=_positive_int, default=100, help="pings per session")
     parser.add_argument(
-        "--interval", type=_positive_float, default=0.1, help="seconds between pings"
+        "--count", type=positive_int, default=100, help="pings per session (default: %(default)s)"
     )
     parser.add_argument(
-        "--timeout", type=_positive_float, default=5.0, help="seconds before a ping counts as lost"
+        "--interval",
+        type=positive_float,
+        default=0.1,
+        help="seconds between pings (default: %(default)s)",
     )
     parser.add_argument(
-        "--sessions", type=_positive_int, default=1, help="clients at once, each in its own room"
+        "--timeout",
+        type=positive_float,
+        default=5.0,
+        help="seconds before a ping counts as lost (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sessions",
+        type=positive_int,
+        default=1,
+        help="clients at once, each in its own room (default: %(default)s)",
     )
     parser.add_argument("--json", metavar="FILE", help="write summary and every sample as JSON")
     parser.add_argument("--csv", metavar="FILE", help="write one row per ping as CSV")
