@@ -111,7 +111,8 @@ def parse_body(body: Any) -> tuple[EchoMode, float]:
 
 def echo_processors(options: BotOptions) -> list[FrameProcessor]:
     """The processors between transport input and output for the session's mode."""
-    pong = PongProcessor(reply_frame=options.reply_frame, name="pong")
+    # Direct mode: pings and echoed audio are handled in the caller's turn, not queued.
+    pong = PongProcessor(reply_frame=options.reply_frame, name="pong", enable_direct_mode=True)
 
     @pong.event_handler("on_ping")
     def on_ping(_processor, _sender):
@@ -119,7 +120,7 @@ def echo_processors(options: BotOptions) -> list[FrameProcessor]:
 
     processors: list[FrameProcessor] = [pong]
     if options.mode == EchoMode.LOOPBACK:
-        processors.append(AudioLoopbackProcessor(name="loopback"))
+        processors.append(AudioLoopbackProcessor(name="loopback", enable_direct_mode=True))
     elif options.mode == EchoMode.TONE:
         processors.append(
             ToneGeneratorProcessor(frequency=options.tone_hz, sample_rate=SAMPLE_RATE)

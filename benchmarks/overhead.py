@@ -1,0 +1,174 @@
+"""What the echo agent adds over a bare aiortc echo peer, measured in one run on 127.0.0.1.
+
+Both peers run as their own processes and are measured by the same aiortc client
+(echo-bench's): ping RTT over `--pings` pings at 50/s, and audio round trip over
+`--bursts` tone bursts sent in silence (detected in the returned audio). Runs alternate
+between the two peers in blocks, so a noisy neighbour hits both alike; the ratios
+agent/bare are what to read.
+
+    uv run python benchmarks/overhead.py [--pings 1000] [--bursts 20] [--markdown FILE]
+"""
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from echo_bench.bursts import measure_audio_roundtrip  # noqa: E402
+from echo_bench.clients import configure_ice  # noqa: E402
+from echo_bench.ping import ping_offer_url  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+
+PING_INTERVAL = 0.02
+BLOCKS = 4
+
+
+class Peer:
+    """A peer process answering offers at `offer_url`."""
+
+    def __init__(self, name: str, command: list[str], env: dict | None = None):
+        self.name = name
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "WEBRTC_ICE_ADDRESSES": "127.0.0.1",
+                "LOG_LEVEL": "WARNING",
+                **(env or {}),
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def offer_url(self, query: str = "") -> str:
+        """Where to POST an offer."""
+        return f"{self.base}/api/offer{query}"
+
+    async def wait_ready(self, http: aiohttp.ClientSession) -> None:
+        """Wait for `/health`."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(f"{self.base}/health") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not start")
+
+    def stop(self) -> None:
+        """Terminate the process."""
+        self.process.terminate()
+        self.process.wait(timeout=15)
+
+
+async def measure(pings: int, bursts: int) -> dict:
+    """Ping RTTs and audio round trips of both peers, alternating in blocks."""
+    configure_ice(["127.0.0.1"])
+    agent = Peer("agent", [sys.executable, "server.py"])
+    bare = Peer("bare", [sys.executable, "benchmarks/bare_echo.py"])
+    peers = {"agent": (agent, "?mode=loopback"), "bare": (bare, "")}
+    rtts = {"agent": [], "bare": []}
+    audio = {"agent": [], "bare": []}
+    try:
+        async with aiohttp.ClientSession() as http:
+            await agent.wait_ready(http)
+            await bare.wait_ready(http)
+            for block in range(BLOCKS):
+                order = ["agent", "bare"] if block % 2 == 0 else ["bare", "agent"]
+                for name in order:
+                    peer, query = peers[name]
+                    run = await ping_offer_url(
+                        peer.offer_url(), http, count=pings // BLOCKS, interval=PING_INTERVAL
+                    )
+                    rtts[name] += [s.rtt for s in run.log.ordered() if s.rtt is not None]
+                    result = await measure_audio_roundtrip(
+                        peer.offer_url(query), http, count=bursts // BLOCKS, interval=0.5
+                    )
+                    audio[name] += [b.latency for b in result.bursts if b.latency is not None]
+                    print(f"block {block + 1}/{BLOCKS} {name} done", file=sys.stderr)
+    finally:
+        agent.stop()
+        bare.stop()
+    return {"rtts": rtts, "audio": audio, "pings": pings, "bursts": bursts}
+
+
+def figures(data: dict) -> dict:
+    """p50/p99 RTT, audio round trip p50/mean, counts, and the ratios agent/bare."""
+    out = {}
+    for name in ("agent", "bare"):
+        rtt = np.array(data["rtts"][name]) * 1000
+        audio = np.array(data["audio"][name]) * 1000
+        out[name] = {
+            "pongs": len(rtt),
+            "rtt_p50": float(np.percentile(rtt, 50)),
+            "rtt_p99": float(np.percentile(rtt, 99)),
+            "bursts": len(audio),
+            "audio_p50": float(np.percentile(audio, 50)) if len(audio) else float("nan"),
+            "audio_mean": float(np.mean(audio)) if len(audio) else float("nan"),
+        }
+    out["ratio"] = {
+        key: out["agent"][key] / out["bare"][key]
+        for key in ("rtt_p50", "rtt_p99", "audio_p50", "audio_mean")
+    }
+    return out
+
+
+def report(result: dict, pings: int, bursts: int) -> str:
+    """The figures as a Markdown table, with date and machine."""
+    agent, bare, ratio = result["agent"], result["bare"], result["ratio"]
+    lines = [
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+        f"({os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}), "
+        f"127.0.0.1; {pings} pings at 50/s and {bursts} audio bursts per peer.",
+        "",
+        "| figure | echo agent | bare aiortc | agent/bare | target |",
+        "|---|---|---|---|---|",
+        f"| pongs received | {agent['pongs']} | {bare['pongs']} | | |",
+        f"| ping RTT p50 (ms) | {agent['rtt_p50']:.3f} | {bare['rtt_p50']:.3f} "
+        f"| {ratio['rtt_p50']:.3f} | <= 1.10 |",
+        f"| ping RTT p99 (ms) | {agent['rtt_p99']:.3f} | {bare['rtt_p99']:.3f} "
+        f"| {ratio['rtt_p99']:.3f} | |",
+        f"| bursts detected | {agent['bursts']} | {bare['bursts']} | | |",
+        f"| audio round trip p50 (ms) | {agent['audio_p50']:.1f} | {bare['audio_p50']:.1f} "
+        f"| {ratio['audio_p50']:.3f} | <= 1.10 |",
+        f"| audio round trip mean (ms) | {agent['audio_mean']:.1f} | {bare['audio_mean']:.1f} "
+        f"| {ratio['audio_mean']:.3f} | |",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run the benchmark and print (optionally append) the report."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pings", type=int, default=1000)
+    parser.add_argument("--bursts", type=int, default=20)
+    parser.add_argument("--markdown", help="append the report to this Markdown file")
+    args = parser.parse_args()
+    data = asyncio.run(measure(args.pings, args.bursts))
+    text = report(figures(data), args.pings, args.bursts)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "a") as f:
+            f.write(f"\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()
