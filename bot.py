@@ -173,8 +173,11 @@ async def run_bot(transport: BaseTransport, options: BotOptions) -> str:
 
         @worker.event_handler("on_pipeline_error")
         async def on_pipeline_error(worker, frame):
-            if frame.fatal:
-                await end(f"fatal error: {frame.error}")
+            # A transport that fails before anyone joined (e.g. it cannot join the
+            # room) will not recover: end now rather than at the join timeout.
+            from_transport = frame.processor in (transport.input(), transport.output())
+            if frame.fatal or (from_transport and not joined.is_set()):
+                await end(f"transport error: {frame.error}")
 
         async def join_deadline():
             try:

@@ -37,7 +37,7 @@ from transports.errors import InvalidOfferError, PlatformAPIError
 
 Platform = Literal["daily", "livekit", "webrtc"]
 CLOUD_PLATFORMS: tuple[Platform, ...] = ("daily", "livekit")
-SHUTDOWN_TIMEOUT_SECS = 8.0
+SHUTDOWN_TIMEOUT_SECS = 5.0
 
 
 class CapacityError(Exception):
@@ -139,14 +139,19 @@ class SessionRegistry:
             await asyncio.wait([session.task])
 
     async def shutdown(self) -> None:
-        """End every session and wait (bounded) for their cleanup."""
-        tasks = [s.task for s in self._sessions.values() if s.task]
-        for session in self._sessions.values():
+        """End every session; rooms of bots that do not stop in time are deleted anyway."""
+        sessions = list(self._sessions.values())
+        for session in sessions:
             session.state.end_reason = session.state.end_reason or "server shutting down"
-        for task in tasks:
-            task.cancel()
+            if session.task:
+                session.task.cancel()
+        tasks = [s.task for s in sessions if s.task]
         if tasks:
             await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT_SECS)
+        for session in sessions:
+            if session.task and not session.task.done():
+                logger.warning(f"Session {session.id} did not stop in time; cleaning up")
+                await self._cleanup(session)
 
     async def _run(self, session: Session, run: Awaitable[Any]) -> None:
         with logger.contextualize(room=session.room, platform=session.platform):
@@ -157,13 +162,18 @@ class SessionRegistry:
             except Exception as e:
                 logger.exception(f"Session {session.id} failed: {e}")
             finally:
-                self._sessions.pop(session.id, None)
-                for cleanup in session.on_end:
-                    try:
-                        await asyncio.shield(cleanup())
-                    except Exception as e:
-                        logger.warning(f"Cleanup of session {session.id} failed: {e}")
-                logger.info(f"Session {session.id} removed")
+                await asyncio.shield(self._cleanup(session))
+
+    async def _cleanup(self, session: Session) -> None:
+        """Forget the session and delete its room, once."""
+        if self._sessions.pop(session.id, None) is None:
+            return
+        for cleanup in session.on_end:
+            try:
+                await cleanup()
+            except Exception as e:
+                logger.warning(f"Cleanup of session {session.id} failed: {e}")
+        logger.info(f"Session {session.id} removed")
 
 
 class _Reservation:
@@ -462,7 +472,7 @@ def new_room_name() -> str:
     return f"benchmark-{int(time.time())}-{secrets.token_hex(4)}"
 
 
-@app.post("/connect")
+@app.post("/connect", response_model_exclude_none=True)
 async def connect(
     request: Request,
     settings: SettingsDep,
