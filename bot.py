@@ -233,7 +233,34 @@ def session_transport(runner_args: RunnerArguments, mode: EchoMode) -> SessionTr
                 platform="webrtc",
                 room=connection.pc_id,
             )
-    raise InvalidSessionError(f"unsupported runner arguments: {type(runner_args).__name__}")
+    if isinstance(runner_args.body, dict) and "livekit" in runner_args.body:
+        return session_transport(livekit_arguments(runner_args.body), mode)
+    raise InvalidSessionError(
+        f"unsupported runner arguments: {type(runner_args).__name__} without a Daily room "
+        'and without a "livekit" entry in the body'
+    )
+
+
+def livekit_arguments(body: dict) -> LiveKitRunnerArguments:
+    """LiveKit runner arguments from a session body's `"livekit"` entry.
+
+    Pipecat Cloud sessions started without a Daily room carry
+    `{"livekit": {"url", "room_name", "token"}}` in their body.
+
+    Raises:
+        InvalidSessionError: the entry is not an object of three non-empty strings.
+    """
+    entry = body.get("livekit")
+    if not isinstance(entry, dict):
+        raise InvalidSessionError('body "livekit" must be an object {"url", "room_name", "token"}')
+    for key in ("url", "room_name", "token"):
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            raise InvalidSessionError(f'body "livekit.{key}" must be a non-empty string')
+    if urlparse(entry["url"]).scheme not in ("ws", "wss", "http", "https"):
+        raise InvalidSessionError('body "livekit.url" must be a ws(s):// or http(s):// URL')
+    return LiveKitRunnerArguments(
+        room_name=entry["room_name"], url=entry["url"], token=entry["token"], body=body
+    )
 
 
 async def run_session(

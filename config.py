@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     pipecat_cloud_api_key: SecretStr | None = None
     pipecat_cloud_agent_name: str | None = None
     pipecat_cloud_api_url: str = "https://api.pipecat.daily.co/v1/public"
+    pipecat_cloud_private_api_key: SecretStr | None = None
 
     @field_validator("webrtc_ice_addresses", mode="before")
     @classmethod
@@ -71,6 +72,12 @@ class Settings(BaseSettings):
                 "PIPECAT_CLOUD_AGENT_NAME": self.pipecat_cloud_agent_name,
             },
         }[platform]
+        if platform == "daily" and self.session_launcher == "pipecat-cloud":
+            # Pipecat Cloud creates the Daily rooms for the bots it runs.
+            required = {
+                "PIPECAT_CLOUD_API_KEY": self.pipecat_cloud_api_key,
+                "PIPECAT_CLOUD_AGENT_NAME": self.pipecat_cloud_agent_name,
+            }
         return [name for name, value in required.items() if not _is_set(value)]
 
     def is_configured(self, platform: str) -> bool:

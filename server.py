@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 import bot
 from config import PlatformNotConfiguredError, Settings, get_settings
 from processors import DEFAULT_TONE_HZ, MAX_TONE_HZ, MIN_TONE_HZ, EchoMode
-from transports import daily, livekit, webrtc
+from transports import daily, livekit, pipecat_cloud, webrtc
 from transports.errors import InvalidOfferError, PlatformAPIError
 
 Platform = Literal["daily", "livekit", "webrtc"]
@@ -68,6 +68,7 @@ class Session:
     task: asyncio.Task | None = None
     on_end: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     connection: asyncio.Future | None = None
+    pipecat_cloud_session_id: str | None = None
 
     def describe(self) -> dict:
         """What `/rooms` shows of the session (never a token)."""
@@ -82,6 +83,7 @@ class Session:
             "expires_at": self.expires_at,
             "clients": self.state.clients,
             "pings_answered": self.state.pings_answered,
+            "pipecat_cloud_session_id": self.pipecat_cloud_session_id,
         }
 
 
@@ -511,6 +513,7 @@ def _body(body: ConnectRequest) -> dict:
 def _start_bot(
     request: Request, session: Session, runner_args: RunnerArguments, settings: Settings
 ) -> None:
+    """Run the session's bot in this process (`SESSION_LAUNCHER=local`)."""
     request.app.state.registry.start(
         session,
         bot.run_session(
@@ -522,7 +525,53 @@ def _start_bot(
     )
 
 
+def _cloud_agent(request: Request, settings: Settings) -> pipecat_cloud.PipecatCloudAgent:
+    settings.require("pipecat-cloud")
+    private_key = settings.pipecat_cloud_private_api_key
+    return pipecat_cloud.PipecatCloudAgent(
+        settings.pipecat_cloud_api_key.get_secret_value(),
+        settings.pipecat_cloud_agent_name,
+        request.app.state.http,
+        api_url=settings.pipecat_cloud_api_url,
+        private_api_key=private_key.get_secret_value() if private_key else None,
+    )
+
+
+async def _start_cloud_bot(
+    request: Request,
+    settings: Settings,
+    session: Session,
+    body: dict,
+    create_daily_room: bool = False,
+) -> pipecat_cloud.PipecatCloudSession:
+    """Start the session's bot on Pipecat Cloud (`SESSION_LAUNCHER=pipecat-cloud`).
+
+    The session stays listed until its expiry or `DELETE /rooms/{id}`, which stops the
+    remote bot through the API: the public API does not report when a bot ends.
+    """
+    agent = _cloud_agent(request, settings)
+    started = await agent.start(
+        body, create_daily_room=create_daily_room, expires_at=session.expires_at
+    )
+    session.pipecat_cloud_session_id = started.session_id
+    if create_daily_room:
+        session.id = session.room = started.room_url.rstrip("/").rsplit("/", 1)[-1]
+
+    async def until_expiry():
+        await asyncio.sleep(max(0.0, session.expires_at - time.time()))
+
+    async def stop():
+        if time.time() < session.expires_at:
+            await agent.stop(started.session_id)
+
+    session.on_end.append(stop)
+    request.app.state.registry.start(session, until_expiry())
+    return started
+
+
 async def _create_daily(request: Request, settings: Settings, body: ConnectRequest):
+    if settings.session_launcher == "pipecat-cloud":
+        return await _create_daily_on_pipecat_cloud(request, settings, body)
     rooms = daily.DailyRooms(
         settings.daily_api_key.get_secret_value(), settings.daily_api_url, request.app.state.http
     )
@@ -545,6 +594,26 @@ async def _create_daily(request: Request, settings: Settings, body: ConnectReque
     )
 
 
+async def _create_daily_on_pipecat_cloud(
+    request: Request, settings: Settings, body: ConnectRequest
+):
+    expires_at = time.time() + settings.room_ttl
+    session = Session(
+        id="",
+        platform="daily",
+        room="",
+        mode=body.mode,
+        tone_hz=body.tone_hz,
+        expires_at=expires_at,
+    )
+    started = await _start_cloud_bot(
+        request, settings, session, _body(body), create_daily_room=True
+    )
+    return session, DailyCredentials(
+        room_url=started.room_url, token=started.token, expires_at=expires_at
+    )
+
+
 async def _create_livekit(request: Request, settings: Settings, body: ConnectRequest):
     name = new_room_name()
     expires_at = time.time() + settings.room_ttl
@@ -564,10 +633,14 @@ async def _create_livekit(request: Request, settings: Settings, body: ConnectReq
         tone_hz=body.tone_hz,
         expires_at=expires_at,
     )
-    runner_args = LiveKitRunnerArguments(
-        room_name=name, url=settings.livekit_url, token=agent, body=_body(body)
-    )
-    _start_bot(request, session, runner_args, settings)
+    if settings.session_launcher == "pipecat-cloud":
+        livekit_body = {"url": settings.livekit_url, "room_name": name, "token": agent}
+        await _start_cloud_bot(request, settings, session, {**_body(body), "livekit": livekit_body})
+    else:
+        runner_args = LiveKitRunnerArguments(
+            room_name=name, url=settings.livekit_url, token=agent, body=_body(body)
+        )
+        _start_bot(request, session, runner_args, settings)
     return session, LiveKitCredentials(
         server_url=settings.livekit_url, room_name=name, token=client, expires_at=expires_at
     )

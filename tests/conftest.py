@@ -1,9 +1,11 @@
 """Fixtures: the real server as a subprocess on 127.0.0.1, a client on loopback."""
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pipecat.runner.types import DailyRunnerArguments
 
+import bot
+from config import get_settings
 from transports.webrtc import restrict_ice_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,3 +112,62 @@ def server(tmp_path_factory) -> Iterator[RunningServer]:
     """The echo agent with default settings (a shorter join timeout), local WebRTC only."""
     with run_server(tmp_path_factory.mktemp("server"), JOIN_TIMEOUT="10") as running:
         yield running
+
+
+LIVEKIT_SECRET = "livekit-test-secret-that-is-long-enough-0123456789"
+LIVEKIT = {
+    "LIVEKIT_URL": "wss://echo-test.livekit.invalid",
+    "LIVEKIT_API_KEY": "APItestkey",
+    "LIVEKIT_API_SECRET": LIVEKIT_SECRET,
+}
+
+
+class RecordedBots:
+    """Stand-in for `bot.run_session`: records each start, runs until told to end."""
+
+    def __init__(self):
+        self.started: list[tuple[object, dict]] = []
+        self._end: set[str] = set()
+        self._lock = threading.Lock()
+
+    async def run_session(self, runner_args, **kwargs):
+        with self._lock:
+            self.started.append((runner_args, kwargs))
+        room = _room_of(runner_args)
+        while room not in self._end:  # noqa: ASYNC110 (set from the test's thread)
+            await asyncio.sleep(0.01)
+        return "ended by test"
+
+    def end(self, room: str) -> None:
+        self._end.add(room)
+
+    def of(self, kind) -> list:
+        return [args for args, _ in self.started if isinstance(args, kind)]
+
+
+def _room_of(runner_args) -> str:
+    if isinstance(runner_args, DailyRunnerArguments):
+        return runner_args.room_url.rsplit("/", 1)[-1]
+    return getattr(runner_args, "room_name", "")
+
+
+@pytest.fixture
+def bots(monkeypatch) -> RecordedBots:
+    recorded = RecordedBots()
+    monkeypatch.setattr(bot, "run_session", recorded.run_session)
+    return recorded
+
+
+@pytest.fixture
+def configure(monkeypatch):
+    """Set the environment for the app and reload its settings."""
+
+    def apply(**env: str):
+        for name in list(LIVEKIT) + ["DAILY_API_KEY", "DAILY_API_URL"]:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+
+    yield apply
+    get_settings.cache_clear()

@@ -291,18 +291,11 @@ async def test_malformed_body_ends_the_session_with_one_clear_line(body, problem
 # Pipecat Cloud sessions without a Daily room: LiveKit from the body
 
 
-def _livekit_in_body_supported(started, logs) -> bool:
-    unsupported = [line for line in logs if "unsupported runner arguments" in line]
-    return not (unsupported and not started)
-
-
 @pytest.mark.parametrize("mode", list(EchoMode))
 async def test_session_without_daily_room_joins_livekit_from_the_body(mode, started, logs):
     # What the base image passes when the session was started without a Daily room:
     # plain runner arguments (pipecatcloud's PipecatSessionArguments) and the body.
     await bot.bot(RunnerArguments(body={"mode": mode.value, "livekit": LIVEKIT_SESSION}))
-    if not _livekit_in_body_supported(started, logs):
-        pytest.skip("bot.py does not start LiveKit sessions from the body yet")
 
     [call] = started
     assert isinstance(call.transport, LiveKitTransport)
@@ -330,8 +323,6 @@ async def test_malformed_livekit_body_ends_the_session_with_one_clear_line(
     livekit_body, started, logs
 ):
     await bot.bot(RunnerArguments(body={"mode": "pong", "livekit": livekit_body}))
-    if not _livekit_in_body_supported(started, logs):
-        pytest.skip("bot.py does not start LiveKit sessions from the body yet")
 
     assert started == []
     errors = [line for line in logs if line.startswith(("ERROR", "CRITICAL"))]

@@ -7,7 +7,6 @@ tests at the end run the real bots in a real server process.
 
 import asyncio
 import signal
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,77 +17,17 @@ import pytest
 from fastapi.testclient import TestClient
 from pipecat.runner.types import DailyRunnerArguments, LiveKitRunnerArguments
 
-import bot
 import server
-from config import get_settings
 from echo_bench.webrtc_client import EchoClient, SignalTrack
 from tests.audio import dominant_frequency, rms, tone
-from tests.conftest import run_server
+from tests.conftest import LIVEKIT, LIVEKIT_SECRET, run_server
 from tests.fakes.daily import FakeDailyServer
-
-LIVEKIT_SECRET = "livekit-test-secret-that-is-long-enough-0123456789"
-LIVEKIT = {
-    "LIVEKIT_URL": "wss://echo-test.livekit.invalid",
-    "LIVEKIT_API_KEY": "APItestkey",
-    "LIVEKIT_API_SECRET": LIVEKIT_SECRET,
-}
-
-
-class RecordedBots:
-    """Stand-in for `bot.run_session`: records each start, runs until told to end."""
-
-    def __init__(self):
-        self.started: list[tuple[object, dict]] = []
-        self._end: set[str] = set()
-        self._lock = threading.Lock()
-
-    async def run_session(self, runner_args, **kwargs):
-        with self._lock:
-            self.started.append((runner_args, kwargs))
-        room = _room_of(runner_args)
-        while room not in self._end:  # noqa: ASYNC110 (set from the test's thread)
-            await asyncio.sleep(0.01)
-        return "ended by test"
-
-    def end(self, room: str) -> None:
-        self._end.add(room)
-
-    def of(self, kind) -> list:
-        return [args for args, _ in self.started if isinstance(args, kind)]
-
-
-def _room_of(runner_args) -> str:
-    if isinstance(runner_args, DailyRunnerArguments):
-        return runner_args.room_url.rsplit("/", 1)[-1]
-    return getattr(runner_args, "room_name", "")
 
 
 @pytest.fixture
 def fake_daily():
     with FakeDailyServer() as daily:
         yield daily
-
-
-@pytest.fixture
-def bots(monkeypatch) -> RecordedBots:
-    recorded = RecordedBots()
-    monkeypatch.setattr(bot, "run_session", recorded.run_session)
-    return recorded
-
-
-@pytest.fixture
-def configure(monkeypatch):
-    """Set the environment for the app and reload its settings."""
-
-    def apply(**env: str):
-        for name in list(LIVEKIT) + ["DAILY_API_KEY", "DAILY_API_URL"]:
-            monkeypatch.delenv(name, raising=False)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-
-    yield apply
-    get_settings.cache_clear()
 
 
 @pytest.fixture
