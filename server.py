@@ -671,8 +671,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logger.remove()
     logger.add(sys.stderr, level=settings.log_level)
+    # The plain asyncio loop, not uvloop: aiortc's UDP path answered pings 3-10 % faster
+    # on it (benchmarks/RESULTS.md).
     uvicorn.run(
-        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5
+        app,
+        host=args.host,
+        port=args.port,
+        loop="asyncio",
+        log_level="warning",
+        timeout_graceful_shutdown=5,
     )
 
 

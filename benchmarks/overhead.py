@@ -31,7 +31,7 @@ from echo_bench.ping import ping_offer_url  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 PING_INTERVAL = 0.02
-BLOCKS = 4
+BLOCKS = 10
 
 
 class Peer:
