@@ -28,7 +28,7 @@ from pipecat.runner.types import (
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.workers.runner import WorkerRunner
 
-from config import PlatformNotConfiguredError, get_settings
+from config import PlatformNotConfiguredError, configure_logging, get_settings
 from processors import (
     DEFAULT_TONE_HZ,
     MAX_TONE_HZ,
@@ -359,9 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     args = _manual_parser().parse_args(argv)
-    settings = get_settings()
-    logger.remove()
-    logger.add(sys.stderr, level=settings.log_level)
+    configure_logging(get_settings().log_level)
 
     async def run():
         await run_session(await _manual_runner_args(args))

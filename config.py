@@ -1,11 +1,13 @@
-"""Settings of the echo agent, read from the environment and `.env`.
+"""Settings of the echo agent, read from the environment and `.env`, and its log format.
 
 This is the only module that reads the environment.
 """
 
+import sys
 from functools import lru_cache
 from typing import Annotated, Literal
 
+from loguru import logger
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -100,3 +102,17 @@ def _is_set(value: str | SecretStr | None) -> bool:
 def get_settings() -> Settings:
     """The process-wide settings (cached; tests clear the cache to reload)."""
     return Settings()
+
+
+LOG_FORMAT = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | "
+    "{extra[platform]} {extra[room]} | <cyan>{name}</cyan>:<cyan>{line}</cyan> - "
+    "<level>{message}</level>"
+)
+
+
+def configure_logging(level: str) -> None:
+    """One stderr sink that shows each line's platform and room (empty outside sessions)."""
+    logger.remove()
+    logger.configure(extra={"platform": "", "room": ""})
+    logger.add(sys.stderr, level=level, format=LOG_FORMAT)

@@ -8,7 +8,6 @@ No pipeline code and no platform SDK calls here: this asks `transports/` and `bo
 import argparse
 import asyncio
 import secrets
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -30,7 +29,7 @@ from pipecat.runner.types import (
 from pydantic import BaseModel, Field
 
 import bot
-from config import PlatformNotConfiguredError, Settings, get_settings
+from config import PlatformNotConfiguredError, Settings, configure_logging, get_settings
 from processors import DEFAULT_TONE_HZ, MAX_TONE_HZ, MIN_TONE_HZ, EchoMode
 from transports import daily, livekit, pipecat_cloud, webrtc
 from transports.errors import InvalidOfferError, PlatformAPIError
@@ -669,8 +668,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=settings.api_host)
     parser.add_argument("--port", type=int, default=settings.api_port)
     args = parser.parse_args(argv)
-    logger.remove()
-    logger.add(sys.stderr, level=settings.log_level)
+    configure_logging(settings.log_level)
     # The plain asyncio loop, not uvloop: aiortc's UDP path answered pings 3-10 % faster
     # on it (benchmarks/RESULTS.md).
     uvicorn.run(

@@ -33,6 +33,14 @@ from tests.conftest import free_port  # noqa: E402
 PING_INTERVAL = 0.02
 BLOCKS = 10
 
+# Peers on one core, the client on the other: where the scheduler puts them otherwise
+# changes from one connection to the next and moves the ratio by +-0.3.
+CLIENT_CPUS, PEER_CPUS = ({0}, {1}) if len(os.sched_getaffinity(0)) >= 2 else (None, None)
+
+
+def _pin(cpus: set[int] | None):
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
 
 class Peer:
     """A peer process answering offers at `offer_url`."""
@@ -51,6 +59,7 @@ class Peer:
             },
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=_pin(PEER_CPUS),
         )
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -80,10 +89,13 @@ class Peer:
 async def measure(pings: int, bursts: int) -> dict:
     """Ping RTTs and audio round trips of both peers, alternating in blocks."""
     configure_ice(["127.0.0.1"])
+    if CLIENT_CPUS:
+        os.sched_setaffinity(0, CLIENT_CPUS)
     agent = Peer("agent", [sys.executable, "server.py"])
     bare = Peer("bare", [sys.executable, "benchmarks/bare_echo.py"])
     peers = {"agent": (agent, "?mode=loopback"), "bare": (bare, "")}
     rtts = {"agent": [], "bare": []}
+    block_p50 = {"agent": [], "bare": []}
     audio = {"agent": [], "bare": []}
     try:
         async with aiohttp.ClientSession() as http:
@@ -96,7 +108,9 @@ async def measure(pings: int, bursts: int) -> dict:
                     run = await ping_offer_url(
                         peer.offer_url(), http, count=pings // BLOCKS, interval=PING_INTERVAL
                     )
-                    rtts[name] += [s.rtt for s in run.log.ordered() if s.rtt is not None]
+                    samples = [s.rtt for s in run.log.ordered() if s.rtt is not None]
+                    rtts[name] += samples
+                    block_p50[name].append(float(np.percentile(samples, 50)))
                     result = await measure_audio_roundtrip(
                         peer.offer_url(query), http, count=bursts // BLOCKS, interval=0.5
                     )
@@ -105,7 +119,7 @@ async def measure(pings: int, bursts: int) -> dict:
     finally:
         agent.stop()
         bare.stop()
-    return {"rtts": rtts, "audio": audio, "pings": pings, "bursts": bursts}
+    return {"rtts": rtts, "block_p50": block_p50, "audio": audio}
 
 
 def figures(data: dict) -> dict:
@@ -126,22 +140,34 @@ def figures(data: dict) -> dict:
         key: out["agent"][key] / out["bare"][key]
         for key in ("rtt_p50", "rtt_p99", "audio_p50", "audio_mean")
     }
+    # The same figure block by block (the peers alternate): how much the machine's noise
+    # moves it within one run.
+    block_ratios = np.array(data["block_p50"]["agent"]) / np.array(data["block_p50"]["bare"])
+    out["block_ratio"] = {
+        "min": float(block_ratios.min()),
+        "median": float(np.median(block_ratios)),
+        "max": float(block_ratios.max()),
+    }
     return out
 
 
 def report(result: dict, pings: int, bursts: int) -> str:
     """The figures as a Markdown table, with date and machine."""
     agent, bare, ratio = result["agent"], result["bare"], result["ratio"]
+    blocks = result["block_ratio"]
     lines = [
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
         f"({os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}), "
-        f"127.0.0.1; {pings} pings at 50/s and {bursts} audio bursts per peer.",
+        f"127.0.0.1; {pings} pings at 50/s and {bursts} audio bursts per peer; "
+        f"client pinned to CPU {CLIENT_CPUS}, peers to CPU {PEER_CPUS}.",
         "",
         "| figure | echo agent | bare aiortc | agent/bare | target |",
         "|---|---|---|---|---|",
         f"| pongs received | {agent['pongs']} | {bare['pongs']} | | |",
         f"| ping RTT p50 (ms) | {agent['rtt_p50']:.3f} | {bare['rtt_p50']:.3f} "
         f"| {ratio['rtt_p50']:.3f} | <= 1.10 |",
+        f"| ping RTT p50 ratio per block (min / median / max) | | | "
+        f"{blocks['min']:.2f} / {blocks['median']:.2f} / {blocks['max']:.2f} | |",
         f"| ping RTT p99 (ms) | {agent['rtt_p99']:.3f} | {bare['rtt_p99']:.3f} "
         f"| {ratio['rtt_p99']:.3f} | |",
         f"| bursts detected | {agent['bursts']} | {bare['bursts']} | | |",

@@ -125,7 +125,7 @@ class EchoClient:
         if track.kind == "audio" and self._recorder is None:
             self._recorder = asyncio.ensure_future(self.received.record(track))
 
-    async def connect(self, offer_url: str, http: aiohttp.ClientSession, timeout: float = 10.0):
+    async def connect(self, offer_url: str, http: aiohttp.ClientSession, open_within: float = 10.0):
         """Offer, apply the answer and wait until the data channel is open."""
         if self.microphone is not None:
             self.pc.addTrack(self.microphone)
@@ -135,19 +135,21 @@ class EchoClient:
         offer = {"sdp": self.pc.localDescription.sdp, "type": self.pc.localDescription.type}
         async with http.post(offer_url, json=offer) as response:
             if response.status != 200:
-                raise ConnectionError(f"offer refused: HTTP {response.status} {await response.text()}")
+                raise ConnectionError(
+                    f"offer refused: HTTP {response.status} {await response.text()}"
+                )
             answer = await response.json()
         self.pc_id = answer["pc_id"]
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
-        await asyncio.wait_for(self._opened.wait(), timeout)
+        await asyncio.wait_for(self._opened.wait(), open_within)
 
     def send(self, message: dict | str) -> None:
         """Send one app message (dicts as JSON)."""
         self._channel.send(message if isinstance(message, str) else json.dumps(message))
 
-    async def next_message(self, timeout: float = 5.0) -> tuple[float, dict]:
-        """The next message from the agent, with its arrival time."""
-        return await asyncio.wait_for(self.messages.get(), timeout)
+    async def next_message(self, within: float = 5.0) -> tuple[float, dict]:
+        """The next message from the agent (within `within` s), with its arrival time."""
+        return await asyncio.wait_for(self.messages.get(), within)
 
     async def close(self) -> None:
         """Close the peer connection (the agent sees the client leave)."""

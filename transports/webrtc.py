@@ -7,6 +7,7 @@ from typing import Any
 import aioice.ice
 from aiortc.sdp import SessionDescription
 from loguru import logger
+from pipecat.frames.frames import InputTransportMessageFrame
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc import request_handler
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
@@ -16,7 +17,6 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCRequest,
     SmallWebRTCRequestHandler,
 )
-from pipecat.frames.frames import InputTransportMessageFrame
 from pipecat.transports.smallwebrtc.transport import (
     SmallWebRTCInputTransport,
     SmallWebRTCOutputTransport,
@@ -156,12 +156,21 @@ class PromptWebRTCConnection(SmallWebRTCConnection):
                 channel.remove_listener("message", listener)
                 channel.on("message", self._eager(listener))
 
-    def _eager(self, listener: Callable[[Any], Coroutine]) -> Callable[[Any], None]:
+    @staticmethod
+    def _eager(listener: Callable[[Any], Coroutine]) -> Callable[[Any], None]:
         def on_message(message):
-            with logger.contextualize(room=self.pc_id, platform="webrtc"):
-                start_eagerly(listener(message))
+            start_eagerly(listener(message))
 
         return on_message
+
+    async def initialize(self, sdp: str, type: str):
+        """Answer the offer; aiortc's tasks for this peer log with its room.
+
+        aiortc creates its ICE, DTLS and SCTP tasks here and they inherit this context,
+        so messages handled on them carry the room without a per-message cost.
+        """
+        with logger.contextualize(room=self.pc_id, platform="webrtc"):
+            await super().initialize(sdp=sdp, type=type)
 
 
 # Pipecat's request handler builds its connections through this module-level name.
