@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from loguru import logger
 from pipecat.runner.types import DailyRunnerArguments
 
 import bot
@@ -62,20 +63,26 @@ class RunningServer:
 
 
 @contextmanager
-def run_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
-    """Start `server.py` on a free 127.0.0.1 port with `env` and stop it afterwards."""
+def run_server(tmp_path: Path, *, clouds: bool = False, **env: str) -> Iterator[RunningServer]:
+    """Start `server.py` on a free 127.0.0.1 port with `env` and stop it afterwards.
+
+    It runs in `tmp_path`, where no `.env` of the checkout is found. Without `clouds`
+    no cloud platform is configured: DAILY_* and LIVEKIT_* are left out.
+    """
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
+    cloud = ("DAILY_", "LIVEKIT_")
     full_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DAILY_", "LIVEKIT_"))},
+        **{k: v for k, v in os.environ.items() if clouds or not k.startswith(cloud)},
         "WEBRTC_ICE_ADDRESSES": "127.0.0.1",
         "LOG_LEVEL": "DEBUG",
+        "PYTHONPATH": str(ROOT),
         **env,
     }
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
+            [sys.executable, str(ROOT / "server.py"), "--host", "127.0.0.1", "--port", str(port)],
+            cwd=tmp_path,
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -171,3 +178,12 @@ def configure(monkeypatch):
 
     yield apply
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def logs():
+    """Every loguru record of the test as `LEVEL|message`, with any traceback."""
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="TRACE", format="{level}|{message}\n{exception}")
+    yield lines
+    logger.remove(sink)

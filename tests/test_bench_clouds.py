@@ -16,7 +16,7 @@ from echo_bench import cli
 from echo_bench.clients import BenchError
 from echo_bench.daily_client import DailyBenchClient
 from echo_bench.livekit_client import LiveKitBenchClient
-from tests.helpers_server import echo_server, free_port
+from tests.conftest import free_port, run_server
 
 CREDENTIALS = {
     "daily": ["DAILY_API_KEY"],
@@ -37,7 +37,7 @@ def cloud(platform: str):
 
 @pytest.fixture(scope="module")
 def cloud_server(tmp_path_factory):
-    with echo_server(tmp_path_factory.mktemp("clouds"), clouds=True) as running:
+    with run_server(tmp_path_factory.mktemp("clouds"), clouds=True) as running:
         yield running
 
 

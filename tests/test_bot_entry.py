@@ -7,7 +7,6 @@ tests see exactly the transport and options a real session would run with.
 from dataclasses import dataclass
 
 import pytest
-from loguru import logger
 from pipecat.runner.types import (
     DailyRunnerArguments,
     LiveKitRunnerArguments,
@@ -73,15 +72,6 @@ def started(monkeypatch) -> list[Started]:
 
     monkeypatch.setattr(bot, "run_bot", record)
     return calls
-
-
-@pytest.fixture
-def logs():
-    """Log records of the test, with any traceback attached."""
-    lines: list[str] = []
-    sink = logger.add(lines.append, level="DEBUG", format="{level}|{message}\n{exception}")
-    yield lines
-    logger.remove(sink)
 
 
 def daily_args(body=None, cls=DailyRunnerArguments):

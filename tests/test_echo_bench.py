@@ -28,7 +28,7 @@ from echo_bench.ping import ping_offer_url, run_pings
 from echo_bench.report import report_table
 from echo_bench.stats import describe, jitter
 from echo_bench.webrtc_client import FRAME_SAMPLES, SAMPLE_RATE, ReceivedAudio
-from tests.helpers_server import ROOT, echo_server, free_port
+from tests.conftest import ROOT, free_port, run_server
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -209,7 +209,7 @@ def test_report_rejects_a_file_that_is_not_a_result(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with echo_server(tmp_path_factory.mktemp("echo-bench"), JOIN_TIMEOUT="10") as running:
+    with run_server(tmp_path_factory.mktemp("echo-bench"), JOIN_TIMEOUT="10") as running:
         yield running
 
 

@@ -9,7 +9,6 @@ import time
 
 import aiohttp
 import pytest
-from loguru import logger
 
 from config import PlatformNotConfiguredError, Settings
 from tests.fakes.pipecat_cloud import FakePipecatCloud
@@ -33,15 +32,6 @@ async def cloud():
 async def http():
     async with aiohttp.ClientSession() as session:
         yield session
-
-
-@pytest.fixture
-def logs():
-    """Everything loguru logs during the test, at every level."""
-    lines: list[str] = []
-    sink = logger.add(lines.append, level="TRACE", format="{message}")
-    yield lines
-    logger.remove(sink)
 
 
 def agent_for(cloud: FakePipecatCloud, http, **overrides) -> PipecatCloudAgent:
