@@ -95,7 +95,12 @@ def start_eagerly(coro: Coroutine[Any, Any, Any]) -> None:
         return
     task = asyncio.ensure_future(_finish(coro, waiting_on))
     _unfinished.add(task)
-    task.add_done_callback(_unfinished.discard)
+
+    def finished(task: asyncio.Future):
+        _unfinished.discard(task)
+        coro.close()  # a no-op once it returned; unwinds it if the task was cancelled first
+
+    task.add_done_callback(finished)
 
 
 _unfinished: set[asyncio.Future] = set()
