@@ -20,7 +20,7 @@ from pipecat.runner.types import DailyRunnerArguments, LiveKitRunnerArguments
 import server
 from echo_bench.webrtc_client import EchoClient, SignalTrack
 from tests.audio import dominant_frequency, rms, tone
-from tests.conftest import LIVEKIT, LIVEKIT_SECRET, run_server
+from tests.conftest import LIVEKIT, LIVEKIT_SECRET, free_port, run_server
 from tests.fakes.daily import FakeDailyServer
 
 
@@ -394,3 +394,15 @@ def test_sigterm_ends_every_bot_deletes_rooms_and_exits_within_10s(tmp_path, fak
         assert time.monotonic() - started < 10
         assert fake_daily.deleted_rooms() == [name]
         assert fake_daily.rooms == {}
+
+
+def test_livekit_bot_that_cannot_join_ends_cleanly(tmp_path):
+    env = {**LIVEKIT, "LIVEKIT_URL": f"ws://127.0.0.1:{free_port()}"}
+    with run_server(tmp_path, clouds=True, **env) as running:
+        response = httpx.post(f"{running.url}/connect", json={"platforms": ["livekit"]})
+        assert response.status_code == 200
+        name = response.json()["livekit"]["room_name"]
+        assert [r["id"] for r in running.rooms()] == [name]
+        running.wait_rooms(lambda rooms: rooms == [], 15.0)
+        assert "transport error" in running.log()
+        assert LIVEKIT_SECRET not in running.log()
