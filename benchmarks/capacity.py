@@ -22,8 +22,6 @@ import argparse
 import asyncio
 import os
 import platform
-import socket
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -35,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.peers import CLIENT_CPUS, PEER_CPUS, PeerProcess, pin_client  # noqa: E402
 from echo_bench.bursts import BurstSignal, measure_bursts  # noqa: E402
 from echo_bench.clients import WebRTCBenchClient, configure_ice, wait_for_pong  # noqa: E402
 from echo_bench.ping import run_pings  # noqa: E402
@@ -54,16 +53,7 @@ KNEE_FACTOR = 1.1
 """The conclusion also names the most sessions whose audio p90 stays within 10 % of N = 1."""
 CONNECT_BATCH = 10
 
-# The server on one core, the clients on the other.
-CLIENT_CPUS, SERVER_CPUS = ({0}, {1}) if len(os.sched_getaffinity(0)) >= 2 else (None, None)
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int | str = "self") -> float:
@@ -108,39 +98,13 @@ class CpuMeter:
         self.other = max(0.0, machine - server - client) / wall * 100
 
 
-class Server:
-    """The echo agent as its own process, pinned to `SERVER_CPUS`."""
+class Server(PeerProcess):
+    """The echo agent as its own process, pinned to `PEER_CPUS`."""
 
     def __init__(self, max_sessions: int, log: str | None):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self._log = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "WEBRTC_ICE_ADDRESSES": "127.0.0.1",
-                "LOG_LEVEL": "WARNING",
-                "MAX_SESSIONS": str(max_sessions),
-            },
-            stdout=self._log,
-            stderr=self._log,
-            preexec_fn=(lambda: os.sched_setaffinity(0, SERVER_CPUS)) if SERVER_CPUS else None,
+        super().__init__(
+            "server", [sys.executable, "server.py"], {"MAX_SESSIONS": str(max_sessions)}, log
         )
-
-    async def wait_ready(self, http: aiohttp.ClientSession) -> None:
-        """Wait for `/health`."""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                async with http.get(f"{self.base}/health") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-        raise RuntimeError("the server did not start")
 
     async def rooms(self, http: aiohttp.ClientSession) -> int:
         """How many sessions `/rooms` lists."""
@@ -154,17 +118,6 @@ class Server:
             if not await self.rooms(http):
                 return
             await asyncio.sleep(0.5)
-
-    def stop(self) -> None:
-        """Terminate the process."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self._log is not subprocess.DEVNULL:
-            self._log.close()
 
 
 class WindowClient:
@@ -301,8 +254,7 @@ async def close_all(sessions: list[Session], server: Server, http: aiohttp.Clien
 async def measure(loopback_steps: list[int], pong_steps: list[int], server_log: str | None) -> dict:
     """Both ramps against one server process."""
     configure_ice(["127.0.0.1"])
-    if CLIENT_CPUS:
-        os.sched_setaffinity(0, CLIENT_CPUS)
+    pin_client()
     server = Server(max([*loopback_steps, *pong_steps]), server_log)
     out = {"loopback": [], "pong": []}
     sessions: list[Session] = []
@@ -428,7 +380,7 @@ def report(data: dict) -> str:
     """Both ramps as Markdown tables, with date, machine and the conclusion."""
     lines = [
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_machine()}, 127.0.0.1; "
-        f"server pinned to CPU {SERVER_CPUS}, clients to CPU {CLIENT_CPUS}. "
+        f"server pinned to CPU {PEER_CPUS}, clients to CPU {CLIENT_CPUS}. "
         f"Server idle: {data['idle_cpu']:.1f} % CPU before the ramps, "
         f"{data['idle_cpu_after']:.1f} % after the loopback ramp.",
         "",

@@ -13,9 +13,7 @@ import argparse
 import asyncio
 import os
 import platform
-import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,74 +23,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.peers import CLIENT_CPUS, PEER_CPUS, PeerProcess, pin_client  # noqa: E402
 from echo_bench.bursts import measure_audio_roundtrip  # noqa: E402
 from echo_bench.clients import configure_ice  # noqa: E402
 from echo_bench.ping import ping_offer_url  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
 
 PING_INTERVAL = 0.02
 BLOCKS = 10
-
-# Peers on one core, the client on the other: where the scheduler puts them otherwise
-# changes from one connection to the next and moves the ratio by +-0.3.
-CLIENT_CPUS, PEER_CPUS = ({0}, {1}) if len(os.sched_getaffinity(0)) >= 2 else (None, None)
-
-
-def _pin(cpus: set[int] | None):
-    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-
-
-class Peer:
-    """A peer process answering offers at `offer_url`."""
-
-    def __init__(self, name: str, command: list[str], env: dict | None = None):
-        self.name = name
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "WEBRTC_ICE_ADDRESSES": "127.0.0.1",
-                "LOG_LEVEL": "WARNING",
-                **(env or {}),
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_pin(PEER_CPUS),
-        )
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def offer_url(self, query: str = "") -> str:
-        """Where to POST an offer."""
-        return f"{self.base}/api/offer{query}"
-
-    async def wait_ready(self, http: aiohttp.ClientSession) -> None:
-        """Wait for `/health`."""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                async with http.get(f"{self.base}/health") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not start")
-
-    def stop(self) -> None:
-        """Terminate the process."""
-        self.process.terminate()
-        self.process.wait(timeout=15)
 
 
 async def measure(pings: int, bursts: int) -> dict:
     """Ping RTTs and audio round trips of both peers, alternating in blocks."""
     configure_ice(["127.0.0.1"])
-    if CLIENT_CPUS:
-        os.sched_setaffinity(0, CLIENT_CPUS)
-    agent = Peer("agent", [sys.executable, "server.py"])
-    bare = Peer("bare", [sys.executable, "benchmarks/bare_echo.py"])
+    pin_client()
+    agent = PeerProcess("agent", [sys.executable, "server.py"])
+    bare = PeerProcess("bare", [sys.executable, "benchmarks/bare_echo.py"])
     peers = {"agent": (agent, "?mode=loopback"), "bare": (bare, "")}
     rtts = {"agent": [], "bare": []}
     block_p50 = {"agent": [], "bare": []}
