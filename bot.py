@@ -177,7 +177,7 @@ async def run_bot(transport: BaseTransport, options: BotOptions) -> str:
             # room) will not recover: end now rather than at the join timeout.
             from_transport = frame.processor in (transport.input(), transport.output())
             if frame.fatal or (from_transport and not joined.is_set()):
-                await end(f"transport error: {frame.error}")
+                await end(f"{'transport' if from_transport else 'pipeline'} error: {frame.error}")
 
         async def join_deadline():
             try:
