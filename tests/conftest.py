@@ -89,7 +89,7 @@ def run_server(tmp_path: Path, *, clouds: bool = False, **env: str) -> Iterator[
         )
     server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
     try:
-        _wait_healthy(server)
+        wait_healthy(server)
         yield server
     finally:
         process.terminate()
@@ -100,18 +100,22 @@ def run_server(tmp_path: Path, *, clouds: bool = False, **env: str) -> Iterator[
             process.wait()
 
 
-def _wait_healthy(server: RunningServer, timeout: float = 30.0) -> None:
+def wait_healthy(server, timeout: float = 30.0, error: type[Exception] = RuntimeError) -> None:
+    """Wait for `GET {server.url}/health`; raise `error` with the server's log if it never comes.
+
+    `server` is anything with `url`, `process` and `log()`: a test server or a replayed image.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{server.log()}")
+            raise error(f"server exited with {server.process.returncode}:\n{server.log()}")
         try:
             if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"server not healthy within {timeout} s:\n{server.log()}")
+    raise error(f"server not healthy within {timeout:g} s:\n{server.log()}")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ the Daily room lifecycle against a fake REST API, and the cloud runs when creden
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from contextlib import asynccontextmanager
@@ -16,6 +15,7 @@ from config import Settings
 from echo_bench.cli import main
 from echo_bench.participants import ConverseError, Speaker
 from echo_bench.tones import Voice
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ECHO_BENCH = Path(sys.executable).with_name("echo-bench")
@@ -37,12 +37,6 @@ def converse(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: 
         text=True,
         timeout=timeout,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def directions(result_json: Path) -> dict[str, dict]:

@@ -18,16 +18,16 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -229,13 +229,6 @@ def _copy_tree(source: Path, target: Path) -> None:
         shutil.copy2(path, destination)
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _image_path(argument: str, workdir: Path, venv: Path) -> str:
     """An argument of the image's commands, with its paths mapped onto the replay."""
     return argument.replace(IMAGE_VENV_BIN, str(venv / "bin")).replace(
@@ -313,28 +306,11 @@ def replay(dockerfile_text: str, root: Path, venv: Path) -> Replay:
         )
     running = Replay(workdir, venv, env, f"http://127.0.0.1:{port}", process, log_path)
     try:
-        _wait_healthy(running)
+        wait_healthy(running, STARTUP_TIMEOUT_SECS, ReplayFailed)
     except BaseException:
         running.stop()
         raise
     return running
-
-
-def _wait_healthy(running: Replay) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECS
-    while time.monotonic() < deadline:
-        if running.process.poll() is not None:
-            raise ReplayFailed(
-                f"the CMD exited with {running.process.returncode}:\n{running.log()}"
-            )
-        try:
-            response = httpx.get(f"{running.url}/health", timeout=1)
-            if response.status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise ReplayFailed(f"no /health within {STARTUP_TIMEOUT_SECS:g} s:\n{running.log()}")
 
 
 @pytest.fixture(scope="module")
