@@ -69,6 +69,10 @@ class Session:
     connection: asyncio.Future | None = None
     pipecat_cloud_session_id: str | None = None
 
+    def body(self) -> dict:
+        """The bot's session body: what it echoes."""
+        return {"mode": self.mode.value, "tone_hz": self.tone_hz}
+
     def describe(self) -> dict:
         """What `/rooms` shows of the session (never a token)."""
         return {
@@ -387,9 +391,7 @@ async def _run_webrtc_session(session: Session, settings: Settings) -> None:
         return
     session.status = "running"
     await bot.run_session(
-        SmallWebRTCRunnerArguments(
-            webrtc_connection=connection, body={"mode": session.mode, "tone_hz": session.tone_hz}
-        ),
+        SmallWebRTCRunnerArguments(webrtc_connection=connection, body=session.body()),
         expires_at=session.expires_at,
         join_timeout=settings.join_timeout,
         state=session.state,
@@ -505,10 +507,6 @@ def _default_platforms(settings: Settings) -> list[Platform]:
     return [p for p in CLOUD_PLATFORMS if settings.is_configured(p)] + ["webrtc"]
 
 
-def _body(body: ConnectRequest) -> dict:
-    return {"mode": body.mode.value, "tone_hz": body.tone_hz}
-
-
 def _start_bot(
     request: Request, session: Session, runner_args: RunnerArguments, settings: Settings
 ) -> None:
@@ -540,15 +538,19 @@ async def _start_cloud_bot(
     request: Request,
     settings: Settings,
     session: Session,
-    body: dict,
-    create_daily_room: bool = False,
+    *,
+    livekit_room: dict | None = None,
 ) -> pipecat_cloud.PipecatCloudSession:
     """Start the session's bot on Pipecat Cloud (`SESSION_LAUNCHER=pipecat-cloud`).
+
+    Without `livekit_room` ({"url", "room_name", "token"}) Pipecat Cloud makes a Daily room.
 
     The session stays listed until its expiry or `DELETE /rooms/{id}`, which stops the
     remote bot through the API: the public API does not report when a bot ends.
     """
     agent = _cloud_agent(request, settings)
+    create_daily_room = livekit_room is None
+    body = session.body() if create_daily_room else {**session.body(), "livekit": livekit_room}
     started = await agent.start(
         body, create_daily_room=create_daily_room, expires_at=session.expires_at
     )
@@ -586,7 +588,7 @@ async def _create_daily(request: Request, settings: Settings, body: ConnectReque
         expires_at=room.expires_at,
     )
     session.on_end.append(lambda: rooms.delete(room.name))
-    runner_args = DailyRunnerArguments(room_url=room.url, token=room.bot_token, body=_body(body))
+    runner_args = DailyRunnerArguments(room_url=room.url, token=room.bot_token, body=session.body())
     _start_bot(request, session, runner_args, settings)
     return session, DailyCredentials(
         room_url=room.url, token=room.client_token, expires_at=room.expires_at
@@ -605,9 +607,7 @@ async def _create_daily_on_pipecat_cloud(
         tone_hz=body.tone_hz,
         expires_at=expires_at,
     )
-    started = await _start_cloud_bot(
-        request, settings, session, _body(body), create_daily_room=True
-    )
+    started = await _start_cloud_bot(request, settings, session)
     return session, DailyCredentials(
         room_url=started.room_url, token=started.token, expires_at=expires_at
     )
@@ -633,11 +633,11 @@ async def _create_livekit(request: Request, settings: Settings, body: ConnectReq
         expires_at=expires_at,
     )
     if settings.session_launcher == "pipecat-cloud":
-        livekit_body = {"url": settings.livekit_url, "room_name": name, "token": agent}
-        await _start_cloud_bot(request, settings, session, {**_body(body), "livekit": livekit_body})
+        livekit_room = {"url": settings.livekit_url, "room_name": name, "token": agent}
+        await _start_cloud_bot(request, settings, session, livekit_room=livekit_room)
     else:
         runner_args = LiveKitRunnerArguments(
-            room_name=name, url=settings.livekit_url, token=agent, body=_body(body)
+            room_name=name, url=settings.livekit_url, token=agent, body=session.body()
         )
         _start_bot(request, session, runner_args, settings)
     return session, LiveKitCredentials(
