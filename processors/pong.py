@@ -15,6 +15,8 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from processors.handoff import hand_downstream
+
 MAX_MESSAGE_BYTES = 64 * 1024
 
 ReplyFrameFactory = Callable[[dict, str | None], Frame]
@@ -32,7 +34,7 @@ class PongProcessor(FrameProcessor):
     Other app messages are ignored (debug log); a ping with a bad timestamp gets an
     error message back; messages over 64 KiB are dropped with a warning. Nothing a
     client sends can stop the processor. App messages are consumed here; every other
-    frame is forwarded.
+    frame is forwarded. Replies are handed on with `hand_downstream`.
 
     Events:
         on_ping: called with (processor, sender) after each pong is pushed.
@@ -82,7 +84,8 @@ class PongProcessor(FrameProcessor):
             return
         timestamp = message.get("timestamp")
         if problem := _timestamp_problem(timestamp):
-            await self.push_frame(self._reply_frame({"type": "error", "error": problem}, sender))
+            error = {"type": "error", "error": problem}
+            await hand_downstream(self, self._reply_frame(error, sender))
             return
 
         self._ping_counts[sender] += 1
@@ -97,7 +100,7 @@ class PongProcessor(FrameProcessor):
             pong["seq"] = message["seq"]
         reply = self._reply_frame(pong, sender)
         pong["server_send_time"] = time.time()
-        await self.push_frame(reply)
+        await hand_downstream(self, reply)
         await self._call_event_handler("on_ping", sender)
 
 

@@ -1,10 +1,12 @@
-"""transports/webrtc.py pieces: eager message delivery and ICE address restriction."""
+"""transports/webrtc.py pieces: eager message delivery, routing, ICE address restriction."""
 
 import asyncio
+import json
 
 import aioice.ice
+import pytest
 
-from transports.webrtc import restrict_ice_addresses, start_eagerly
+from transports.webrtc import PromptWebRTCConnection, restrict_ice_addresses, start_eagerly
 
 
 async def test_a_handler_that_never_waits_runs_entirely_in_the_callers_turn():
@@ -76,3 +78,61 @@ def test_ice_addresses_are_restricted_and_restored():
     finally:
         restrict_ice_addresses(["127.0.0.1"])
         assert aioice.ice.get_host_addresses is not original
+
+
+@pytest.fixture
+async def routed():
+    """A connection with a sink registered: (connection, to_sink, to_pipecat, deliver)."""
+    connection = PromptWebRTCConnection()
+    to_sink, to_pipecat = [], []
+
+    async def sink(message):
+        to_sink.append(message)
+
+    async def pipecat_listener(message):
+        to_pipecat.append(message)
+
+    connection.deliver_app_messages(sink)
+    connection.is_connected = lambda: True
+    yield connection, to_sink, to_pipecat, lambda m: connection._on_message(pipecat_listener, m)
+    await connection.pc.close()
+
+
+async def test_app_messages_go_straight_to_the_sink_decoded(routed):
+    _, to_sink, to_pipecat, deliver = routed
+    ping = {"type": "ping", "timestamp": 1.5, "seq": 3}
+    for message in [json.dumps(ping), '{"no": "type"}', "[1, 2]", "not json", b"\xff"]:
+        deliver(message)
+    assert to_sink == [ping, {"no": "type"}, [1, 2], "not json", b"\xff"]
+    assert to_pipecat == []
+
+
+async def test_keepalives_and_signalling_take_pipecats_path(routed):
+    _, to_sink, to_pipecat, deliver = routed
+    signalling = json.dumps({"type": "signalling", "message": {"type": "renegotiate"}})
+    deliver("ping")
+    deliver("ping-1700000000")
+    deliver(signalling)
+    assert to_pipecat == ["ping", "ping-1700000000", signalling]
+    assert to_sink == []
+
+
+async def test_before_the_peer_is_connected_messages_take_pipecats_path(routed):
+    connection, to_sink, to_pipecat, deliver = routed
+    connection.is_connected = lambda: False  # Pipecat queues these until it connects
+    deliver('{"type": "ping", "timestamp": 1}')
+    assert to_pipecat == ['{"type": "ping", "timestamp": 1}']
+    assert to_sink == []
+
+
+async def test_without_a_sink_every_message_takes_pipecats_path():
+    connection = PromptWebRTCConnection()
+    seen = []
+
+    async def pipecat_listener(message):
+        seen.append(message)
+
+    connection.is_connected = lambda: True
+    connection._on_message(pipecat_listener, '{"type": "ping", "timestamp": 1}')
+    assert seen == ['{"type": "ping", "timestamp": 1}']
+    await connection.pc.close()

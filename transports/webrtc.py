@@ -1,6 +1,8 @@
 """Local WebRTC (Pipecat's SmallWebRTC over aiortc): offers, ICE addresses, transport."""
 
 import asyncio
+import functools
+import json
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -10,7 +12,7 @@ from loguru import logger
 from pipecat.frames.frames import InputTransportMessageFrame
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc import request_handler
-from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+from pipecat.transports.smallwebrtc.connection import SIGNALLING_TYPE, SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.request_handler import (
     IceCandidate,
     SmallWebRTCPatchRequest,
@@ -24,6 +26,7 @@ from pipecat.transports.smallwebrtc.transport import (
 )
 
 from processors import EchoMode
+from processors.handoff import hand_downstream
 from transports.errors import InvalidOfferError
 from transports.media import media_params
 
@@ -135,17 +138,32 @@ async def _finish(coro: Coroutine, waiting_on: Any) -> Any:
     return await _Resumed(coro, waiting_on)
 
 
+AppMessageSink = Callable[[Any], Coroutine[Any, Any, None]]
+"""Takes one app message from the client (decoded JSON, or the text) into the pipeline."""
+
+
 class PromptWebRTCConnection(SmallWebRTCConnection):
-    """A SmallWebRTC connection that hands each data-channel message to the pipeline at once.
+    """A SmallWebRTC connection that hands each app message to the pipeline at once.
 
     Pipecat's connection handles a message in a new task twice over (aiortc's async
     listener, then the "app-message" event), so a ping first waits while aiortc sends
     its SCTP acknowledgement and other ready tasks run: 0.45 ms of a 1.1 ms loopback
-    round trip, measured. Here the message runs from aiortc's listener through the
-    pipeline to the data-channel send in one go (with the pong processor and the output
-    transport in direct mode); only something that must wait continues in a task.
-    Everything else, keepalives and signalling included, is Pipecat's own code.
+    round trip, measured. Here an app message runs from aiortc's listener through the
+    pipeline to the data-channel send in one go; only something that must wait
+    continues in a task. Once a transport registers with `deliver_app_messages`, every
+    message goes straight to it, decoded when it is JSON (Pipecat's path logs an error
+    for text that is not a JSON object). Keepalives, signalling and messages that
+    arrive before the peer is connected take Pipecat's own path.
     """
+
+    def __init__(self, *args, **kwargs):
+        """Initialize the connection; arguments as for `SmallWebRTCConnection`."""
+        super().__init__(*args, **kwargs)
+        self._app_message_sink: AppMessageSink | None = None
+
+    def deliver_app_messages(self, sink: AppMessageSink) -> None:
+        """Hand app messages to `sink` instead of raising the "app-message" event."""
+        self._app_message_sink = sink
 
     def _register_event_handler(self, event_name: str, sync: bool = False):
         super()._register_event_handler(event_name, sync=sync or event_name == "app-message")
@@ -156,17 +174,24 @@ class PromptWebRTCConnection(SmallWebRTCConnection):
         @self._pc.on("datachannel")
         def deliver_promptly(channel):
             # Registered after Pipecat's own "datachannel" listener, so its "message"
-            # listener exists now: run it eagerly instead of as a task.
+            # listener exists now: replace it with one that runs in aiortc's turn.
             for listener in channel.listeners("message"):
                 channel.remove_listener("message", listener)
-                channel.on("message", self._eager(listener))
+                channel.on("message", functools.partial(self._on_message, listener))
 
-    @staticmethod
-    def _eager(listener: Callable[[Any], Coroutine]) -> Callable[[Any], None]:
-        def on_message(message):
-            start_eagerly(listener(message))
-
-        return on_message
+    def _on_message(self, pipecat_listener: Callable[[Any], Coroutine], message: Any) -> None:
+        sink = self._app_message_sink
+        if sink is None or _is_keepalive(message) or not self.is_connected():
+            start_eagerly(pipecat_listener(message))
+            return
+        try:
+            app_message = json.loads(message)
+        except (TypeError, ValueError):
+            app_message = message  # not JSON: the echo processor ignores it (debug log)
+        if isinstance(app_message, dict) and app_message.get("type") == SIGNALLING_TYPE:
+            start_eagerly(pipecat_listener(message))
+            return
+        start_eagerly(sink(app_message))
 
     async def initialize(self, sdp: str, type: str):
         """Answer the offer; aiortc's tasks for this peer log with its room.
@@ -178,12 +203,17 @@ class PromptWebRTCConnection(SmallWebRTCConnection):
             await super().initialize(sdp=sdp, type=type)
 
 
+def _is_keepalive(message: Any) -> bool:
+    """Whether this is a SmallWebRTC keepalive (bare text starting with "ping")."""
+    return isinstance(message, str) and message.startswith("ping")
+
+
 # Pipecat's request handler builds its connections through this module-level name.
 request_handler.SmallWebRTCConnection = PromptWebRTCConnection
 
 
 class EchoWebRTCInputTransport(SmallWebRTCInputTransport):
-    """SmallWebRTC input that pushes app messages downstream only.
+    """SmallWebRTC input that hands app messages to the echo processor, downstream only.
 
     Pipecat also sends a copy upstream for RTVI, which the echo pipeline does not run.
     That copy would be pushed after the pong is handed to aiortc but before aiortc's
@@ -191,19 +221,31 @@ class EchoWebRTCInputTransport(SmallWebRTCInputTransport):
     """
 
     async def push_app_message(self, message: Any):
-        """Push an incoming app message to the echo processor."""
-        await self.push_frame(InputTransportMessageFrame(message=message))
+        """Hand an incoming app message to the echo processor."""
+        await hand_downstream(self, InputTransportMessageFrame(message=message))
 
 
 class EchoWebRTCTransport(SmallWebRTCTransport):
     """SmallWebRTC transport tuned for echoing: prompt app messages, direct-mode output.
 
-    The output sends a pong or an echoed audio frame as soon as it is pushed, instead
-    of waiting for the output transport's queue task to be scheduled.
+    App messages come straight from a `PromptWebRTCConnection`. The output sends a
+    pong or an echoed audio frame as soon as it is handed over, instead of waiting for
+    the output transport's queue task to be scheduled.
     """
 
+    def __init__(self, webrtc_connection: SmallWebRTCConnection, **kwargs):
+        """Initialize the transport; arguments as for `SmallWebRTCTransport`."""
+        super().__init__(webrtc_connection=webrtc_connection, **kwargs)
+        self._connection = webrtc_connection
+        if isinstance(webrtc_connection, PromptWebRTCConnection):
+            webrtc_connection.deliver_app_messages(self._deliver_app_message)
+
+    async def _deliver_app_message(self, message: Any) -> None:
+        # What Pipecat's connection -> client -> transport callbacks would end in.
+        await self._on_app_message(message, self._connection.pc_id)
+
     def input(self) -> SmallWebRTCInputTransport:
-        """The input transport, pushing app messages downstream only."""
+        """The input transport, handing app messages downstream only."""
         if not self._input:
             self._input = EchoWebRTCInputTransport(
                 self._client, self._params, name=self._input_name
