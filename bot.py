@@ -10,6 +10,7 @@ import asyncio
 import math
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -53,8 +54,13 @@ class SessionState:
     """Live figures of a running session, updated by the bot, read by the server."""
 
     clients: int = 0
-    pings_answered: int = 0
+    ping_counts: Counter = field(default_factory=Counter)
     end_reason: str | None = None
+
+    @property
+    def pings_answered(self) -> int:
+        """Pongs sent in this session (the pong processor counts them per sender)."""
+        return self.ping_counts.total()
 
 
 @dataclass(frozen=True)
@@ -112,12 +118,12 @@ def parse_body(body: Any) -> tuple[EchoMode, float]:
 def echo_processors(options: BotOptions) -> list[FrameProcessor]:
     """The processors between transport input and output for the session's mode."""
     # Direct mode: pings and echoed audio are handled in the caller's turn, not queued.
-    pong = PongProcessor(reply_frame=options.reply_frame, name="pong", enable_direct_mode=True)
-
-    @pong.event_handler("on_ping")
-    def on_ping(_processor, _sender):
-        options.state.pings_answered += 1
-
+    pong = PongProcessor(
+        reply_frame=options.reply_frame,
+        ping_counts=options.state.ping_counts,
+        name="pong",
+        enable_direct_mode=True,
+    )
     processors: list[FrameProcessor] = [pong]
     if options.mode == EchoMode.LOOPBACK:
         processors.append(AudioLoopbackProcessor(name="loopback", enable_direct_mode=True))

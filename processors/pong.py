@@ -40,17 +40,25 @@ class PongProcessor(FrameProcessor):
         on_ping: called with (processor, sender) after each pong is pushed.
     """
 
-    def __init__(self, *, reply_frame: ReplyFrameFactory = urgent_reply, **kwargs):
+    def __init__(
+        self,
+        *,
+        reply_frame: ReplyFrameFactory = urgent_reply,
+        ping_counts: Counter[Hashable] | None = None,
+        **kwargs,
+    ):
         """Initialize the processor.
 
         Args:
             reply_frame: Builds the reply frame; transports that can target one
                 participant pass their own urgent message frame here.
+            ping_counts: Valid pings per sender, counted here; pass one to read it
+                from outside without an event per ping.
             **kwargs: Passed on to `FrameProcessor`.
         """
         super().__init__(**kwargs)
         self._reply_frame = reply_frame
-        self._ping_counts: Counter[Hashable] = Counter()
+        self._ping_counts: Counter[Hashable] = Counter() if ping_counts is None else ping_counts
         self._register_event_handler("on_ping", sync=True)
 
     @property

@@ -41,4 +41,3 @@ async def test_an_error_in_the_receiver_is_its_own_not_the_senders(logs):
     sender.link(receiver)
     await hand_downstream(sender, OutputTransportMessageUrgentFrame(message={}))
     assert any("send failed" in line for line in logs)
-

@@ -2,6 +2,7 @@
 
 import json
 import time
+from collections import Counter
 
 import pytest
 from pipecat.frames.frames import (
@@ -183,3 +184,23 @@ async def test_other_frames_pass_through_and_pings_are_counted():
     assert [f.message["client_timestamp"] for f in pongs] == [1, 2]
     assert processor.pings_answered == 2
     assert answered == [None, None]
+
+
+async def test_pings_are_counted_per_sender_in_the_counter_passed_in():
+    counts = Counter()
+    await run_test(
+        PongProcessor(ping_counts=counts),
+        frames_to_send=[
+            DailyInputTransportMessageFrame(
+                message={"type": "ping", "timestamp": 1}, participant_id="a"
+            ),
+            DailyInputTransportMessageFrame(
+                message={"type": "ping", "timestamp": 2}, participant_id="b"
+            ),
+            DailyInputTransportMessageFrame(
+                message={"type": "ping", "timestamp": 3}, participant_id="a"
+            ),
+            ping(),  # no timestamp: answered with an error, not counted
+        ],
+    )
+    assert counts == {"a": 2, "b": 1}
