@@ -1,10 +1,11 @@
 """What the echo agent adds over a bare aiortc echo peer, measured in one run on 127.0.0.1.
 
 Both peers run as their own processes and are measured by the same aiortc client
-(echo-bench's): ping RTT over `--pings` pings at 50/s, and audio round trip over
-`--bursts` tone bursts sent in silence (detected in the returned audio). Runs alternate
-between the two peers in blocks, so a noisy neighbour hits both alike; the ratios
-agent/bare are what to read.
+(echo-bench's): ping RTT over `--pings` pings at 50/s to each, and audio round trip
+over `--bursts` tone bursts sent in silence (detected in the returned audio). Pings go
+to both peers at once, alternating (one peer's ping half an interval after the
+other's), so both see the machine in the same state; audio alternates between the
+peers in blocks. The ratios agent/bare are what to read.
 
     uv run python benchmarks/overhead.py [--pings 1000] [--bursts 20] [--markdown FILE]
 """
@@ -25,15 +26,43 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.peers import CLIENT_CPUS, PEER_CPUS, PeerProcess, pin_client  # noqa: E402
 from echo_bench.bursts import measure_audio_roundtrip  # noqa: E402
-from echo_bench.clients import configure_ice  # noqa: E402
-from echo_bench.ping import ping_offer_url  # noqa: E402
+from echo_bench.clients import WebRTCBenchClient, configure_ice, wait_for_pong  # noqa: E402
+from echo_bench.ping import run_pings  # noqa: E402
 
 PING_INTERVAL = 0.02
 BLOCKS = 10
 
 
+async def ping_both(offer_urls: dict[str, str], http: aiohttp.ClientSession, count: int) -> dict:
+    """Ping every peer `count` times at 50/s on its own connection, at the same time.
+
+    The peers' pings interleave: the second peer's go half an interval after the
+    first's, so a round trip (~1 ms) never overlaps another. Returns RTTs per peer.
+    """
+    clients = {name: WebRTCBenchClient() for name in offer_urls}
+    try:
+        for name, client in clients.items():
+            await client.connect(offer_urls[name], http)
+            await wait_for_pong(client, 30.0)
+
+        async def pings(client: WebRTCBenchClient, delay: float):
+            await asyncio.sleep(delay)
+            return await run_pings(client, count, PING_INTERVAL)
+
+        logs = await asyncio.gather(
+            *(pings(c, i * PING_INTERVAL / 2) for i, c in enumerate(clients.values()))
+        )
+    finally:
+        for client in clients.values():
+            await client.close()
+    return {
+        name: [s.rtt for s in log.ordered() if s.rtt is not None]
+        for name, log in zip(clients, logs, strict=True)
+    }
+
+
 async def measure(pings: int, bursts: int) -> dict:
-    """Ping RTTs and audio round trips of both peers, alternating in blocks."""
+    """Ping RTTs and audio round trips of both peers, in blocks."""
     configure_ice(["127.0.0.1"])
     pin_client()
     agent = PeerProcess("agent", [sys.executable, "server.py"])
@@ -47,20 +76,19 @@ async def measure(pings: int, bursts: int) -> dict:
             await agent.wait_ready(http)
             await bare.wait_ready(http)
             for block in range(BLOCKS):
+                # Which peer goes first alternates from block to block.
                 order = ["agent", "bare"] if block % 2 == 0 else ["bare", "agent"]
+                offer_urls = {name: peers[name][0].offer_url() for name in order}
+                block_rtts = await ping_both(offer_urls, http, pings // BLOCKS)
                 for name in order:
+                    rtts[name] += block_rtts[name]
+                    block_p50[name].append(float(np.percentile(block_rtts[name], 50)))
                     peer, query = peers[name]
-                    run = await ping_offer_url(
-                        peer.offer_url(), http, count=pings // BLOCKS, interval=PING_INTERVAL
-                    )
-                    samples = [s.rtt for s in run.log.ordered() if s.rtt is not None]
-                    rtts[name] += samples
-                    block_p50[name].append(float(np.percentile(samples, 50)))
                     result = await measure_audio_roundtrip(
                         peer.offer_url(query), http, count=bursts // BLOCKS, interval=0.5
                     )
                     audio[name] += [b.latency for b in result.bursts if b.latency is not None]
-                    print(f"block {block + 1}/{BLOCKS} {name} done", file=sys.stderr)
+                print(f"block {block + 1}/{BLOCKS} done", file=sys.stderr)
     finally:
         agent.stop()
         bare.stop()
@@ -85,8 +113,7 @@ def figures(data: dict) -> dict:
         key: out["agent"][key] / out["bare"][key]
         for key in ("rtt_p50", "rtt_p99", "audio_p50", "audio_mean")
     }
-    # The same figure block by block (the peers alternate): how much the machine's noise
-    # moves it within one run.
+    # The same figure block by block: how much the machine's noise moves it within one run.
     block_ratios = np.array(data["block_p50"]["agent"]) / np.array(data["block_p50"]["bare"])
     out["block_ratio"] = {
         "min": float(block_ratios.min()),
@@ -103,7 +130,7 @@ def report(result: dict, pings: int, bursts: int) -> str:
     lines = [
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
         f"({os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}), "
-        f"127.0.0.1; {pings} pings at 50/s and {bursts} audio bursts per peer; "
+        f"127.0.0.1; {pings} pings at 50/s (interleaved) and {bursts} audio bursts per peer; "
         f"client pinned to CPU {CLIENT_CPUS}, peers to CPU {PEER_CPUS}.",
         "",
         "| figure | echo agent | bare aiortc | agent/bare | target |",
