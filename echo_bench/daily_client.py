@@ -9,21 +9,13 @@ import time
 from typing import Any
 
 import numpy as np
-from daily import CallClient, CustomAudioSource, CustomAudioTrack, Daily, EventHandler
+from daily import CallClient, CustomAudioSource, CustomAudioTrack, EventHandler
 
 from echo_bench.clients import BenchError, SignalPlayer
+from echo_bench.daily_call import completion, init_daily, join_settings
 from echo_bench.webrtc_client import SAMPLE_RATE, ReceivedAudio, Signal
 
 __all__ = ["DailyBenchClient"]
-
-_initialized = False
-
-
-def _init_daily() -> None:
-    global _initialized
-    if not _initialized:
-        Daily.init()
-        _initialized = True
 
 
 class _Events(EventHandler):
@@ -79,37 +71,19 @@ class DailyBenchClient:
         Raises:
             BenchError: the join failed or timed out.
         """
-        _init_daily()
+        init_daily()
         self._loop = asyncio.get_running_loop()
         self._client = CallClient(event_handler=_Events(self, self._loop))
-        track_id = "no-microphone-track"
+        track_id = None
         if self._signal is not None:
             self._source = CustomAudioSource(SAMPLE_RATE, 1, True)
-            track = CustomAudioTrack(self._source)
-            track_id = track.id
-        microphone = self._source is not None
-        settings = {
-            "inputs": {
-                "camera": {"isEnabled": False},
-                "microphone": {
-                    "isEnabled": microphone,
-                    "settings": {"customTrack": {"id": track_id}},
-                },
-            },
-            "publishing": {
-                "camera": {"isPublishing": False},
-                "microphone": {
-                    "isPublishing": microphone,
-                    "sendSettings": {"channelConfig": "mono"},
-                },
-            },
-        }
+            track_id = CustomAudioTrack(self._source).id
         joined = self._loop.create_future()
         self._client.join(
             room_url,
             meeting_token=token,
-            client_settings=settings,
-            completion=self._completion(joined),
+            client_settings=join_settings(track_id),
+            completion=completion(self._loop, joined),
         )
         try:
             _data, error = await asyncio.wait_for(joined, join_timeout)
@@ -141,8 +115,9 @@ class DailyBenchClient:
         if self._client is None:
             return
         client, self._client = self._client, None
-        left = asyncio.get_running_loop().create_future()
-        client.leave(completion=self._completion(left))
+        loop = asyncio.get_running_loop()
+        left = loop.create_future()
+        client.leave(completion=completion(loop, left))
         try:
             await asyncio.wait_for(left, 10)
         except TimeoutError:
@@ -151,20 +126,8 @@ class DailyBenchClient:
 
     async def _write(self, samples: np.ndarray) -> None:
         done = self._loop.create_future()
-        self._source.write_frames(samples.tobytes(), completion=self._completion(done))
+        self._source.write_frames(samples.tobytes(), completion=completion(self._loop, done))
         await done
-
-    def _completion(self, future: asyncio.Future):
-        loop = self._loop or asyncio.get_running_loop()
-
-        def complete(*args):
-            def resolve():
-                if not future.done():
-                    future.set_result(args if len(args) != 1 else args[0])
-
-            loop.call_soon_threadsafe(resolve)
-
-        return complete
 
     def _on_app_message(self, arrival: float, message: Any) -> None:
         if isinstance(message, dict):

@@ -267,7 +267,7 @@ def fake_participants(monkeypatch):
     from echo_bench.participants import daily
 
     monkeypatch.setattr(daily, "_Participant", FakeParticipant)
-    monkeypatch.setattr(daily, "_initialized", True)
+    monkeypatch.setattr(daily, "init_daily", lambda: None)
     FakeParticipant.joined, FakeParticipant.left, FakeParticipant.fail_for = [], [], None
     return daily
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-from daily import AudioData, CallClient, CustomAudioSource, CustomAudioTrack, Daily, EventHandler
+from daily import AudioData, CallClient, CustomAudioSource, CustomAudioTrack, EventHandler
 from loguru import logger
 
+from echo_bench.daily_call import completion, init_daily, join_settings
 from echo_bench.participants.base import ConverseError, Room, Speaker, pump, scrub
 from echo_bench.tones import FRAME_SAMPLES, SAMPLE_RATE
 from transports.daily import DailyRooms
@@ -24,7 +25,6 @@ from transports.errors import PlatformAPIError
 __all__ = ["join"]
 
 ROOM_TTL_MARGIN_SECS = 300.0
-_initialized = False
 
 
 @asynccontextmanager
@@ -43,10 +43,7 @@ async def join(
     Raises:
         ConverseError: the room could not be made, or a speaker could not join.
     """
-    global _initialized
-    if not _initialized:
-        Daily.init()
-        _initialized = True
+    init_daily()
     name = f"converse-{uuid.uuid4().hex[:12]}"
     async with aiohttp.ClientSession() as session, AsyncExitStack() as stack:
         rooms = DailyRooms(api_key, api_url, session)
@@ -117,24 +114,13 @@ class _Participant:
             {"base": {"camera": "unsubscribed", "screenVideo": "unsubscribed"}}
         )
         self._client.set_user_name(self._speaker.identity)
-        settings = {
-            "inputs": {
-                "camera": {"isEnabled": False},
-                "microphone": {
-                    "isEnabled": True,
-                    "settings": {"customTrack": {"id": self._track.id}},
-                },
-            },
-            "publishing": {
-                "camera": {"isPublishing": False},
-                "microphone": {
-                    "isPublishing": True,
-                    "sendSettings": {"channelConfig": "mono"},
-                },
-            },
-        }
         future = self._loop.create_future()
-        self._client.join(url, token, client_settings=settings, completion=self._completion(future))
+        self._client.join(
+            url,
+            token,
+            client_settings=join_settings(self._track.id),
+            completion=completion(self._loop, future),
+        )
         try:
             _data, error = await asyncio.wait_for(future, connect_timeout)
         except TimeoutError:
@@ -157,7 +143,7 @@ class _Participant:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._joined:
             future = self._loop.create_future()
-            self._client.leave(completion=self._completion(future))
+            self._client.leave(completion=completion(self._loop, future))
             try:
                 await asyncio.wait_for(future, 10.0)
             except TimeoutError:
@@ -167,7 +153,7 @@ class _Participant:
 
     async def _send(self, samples: np.ndarray) -> None:
         future = self._loop.create_future()
-        self._source.write_frames(samples.tobytes(), completion=self._completion(future))
+        self._source.write_frames(samples.tobytes(), completion=completion(self._loop, future))
         await future
 
     async def _maybe_listen(self, participant: dict[str, Any]) -> None:
@@ -180,7 +166,7 @@ class _Participant:
         future = self._loop.create_future()
         self._client.update_subscriptions(
             participant_settings={participant_id: {"media": {"microphone": "subscribed"}}},
-            completion=self._completion(future),
+            completion=completion(self._loop, future),
         )
         await future
         self._client.set_audio_renderer(
@@ -212,15 +198,6 @@ class _Participant:
             logger.info(f"{role}: {name} left ({args[1]})")
         elif kind == "error":
             logger.error(f"{role}: Daily error: {scrub(str(args[0]))}")
-
-    def _completion(self, future: asyncio.Future) -> Callable[..., None]:
-        """A daily-python completion that resolves `future` on the event loop."""
-
-        def resolve(*args) -> None:
-            if not future.done():
-                future.set_result(args if len(args) > 1 else (args[0] if args else None))
-
-        return lambda *args: self._loop.call_soon_threadsafe(resolve, *args)
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.ensure_future(coroutine)
