@@ -21,10 +21,8 @@ clients in this process (pinned to the other core). Two ramps:
 import argparse
 import asyncio
 import os
-import platform
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -34,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.peers import CLIENT_CPUS, PEER_CPUS, PeerProcess, pin_client  # noqa: E402
+from benchmarks.reports import publish, run_line  # noqa: E402
 from echo_bench.bursts import BurstSignal, measure_bursts  # noqa: E402
 from echo_bench.clients import WebRTCBenchClient, configure_ice, wait_for_pong  # noqa: E402
 from echo_bench.ping import run_pings  # noqa: E402
@@ -299,21 +298,6 @@ def _progress(ramp: str, step: dict) -> str:
     )
 
 
-def _machine() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip() + ", "
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.node()} ({model}{os.cpu_count()} cores, {platform.machine()}, "
-        f"Python {platform.python_version()})"
-    )
-
-
 def conclusion(data: dict) -> str:
     """The one-line answer."""
     loopback, pong = data["loopback"], data["pong"]
@@ -379,7 +363,7 @@ def _extrapolate(steps: list[dict], idle: float) -> float:
 def report(data: dict) -> str:
     """Both ramps as Markdown tables, with date, machine and the conclusion."""
     lines = [
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_machine()}, 127.0.0.1; "
+        f"{run_line()}, 127.0.0.1; "
         f"server pinned to CPU {PEER_CPUS}, clients to CPU {CLIENT_CPUS}. "
         f"Server idle: {data['idle_cpu']:.1f} % CPU before the ramps, "
         f"{data['idle_cpu_after']:.1f} % after the loopback ramp.",
@@ -452,11 +436,7 @@ def main() -> None:
     if not loopback:
         parser.error("no loopback step within --max")
     data = asyncio.run(measure(loopback, sorted(_counts(args.pong_steps)), args.server_log))
-    text = report(data)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "a") as f:
-            f.write(f"\n{text}\n")
+    publish(report(data), args.markdown)
 
 
 if __name__ == "__main__":

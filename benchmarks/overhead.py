@@ -12,10 +12,7 @@ peers in blocks. The ratios agent/bare are what to read.
 
 import argparse
 import asyncio
-import os
-import platform
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -25,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.peers import CLIENT_CPUS, PEER_CPUS, PeerProcess, pin_client  # noqa: E402
+from benchmarks.reports import publish, run_line  # noqa: E402
 from echo_bench.bursts import measure_audio_roundtrip  # noqa: E402
 from echo_bench.clients import WebRTCBenchClient, configure_ice, wait_for_pong  # noqa: E402
 from echo_bench.ping import run_pings  # noqa: E402
@@ -128,10 +126,8 @@ def report(result: dict, pings: int, bursts: int) -> str:
     agent, bare, ratio = result["agent"], result["bare"], result["ratio"]
     blocks = result["block_ratio"]
     lines = [
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-        f"({os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}), "
-        f"127.0.0.1; {pings} pings at 50/s (interleaved) and {bursts} audio bursts per peer; "
-        f"client pinned to CPU {CLIENT_CPUS}, peers to CPU {PEER_CPUS}.",
+        f"{run_line()}, 127.0.0.1; {pings} pings at 50/s (interleaved) and {bursts} "
+        f"audio bursts per peer; client pinned to CPU {CLIENT_CPUS}, peers to CPU {PEER_CPUS}.",
         "",
         "| figure | echo agent | bare aiortc | agent/bare | target |",
         "|---|---|---|---|---|",
@@ -161,11 +157,7 @@ def main() -> None:
     parser.add_argument("--markdown", help="append the report to this Markdown file")
     args = parser.parse_args()
     data = asyncio.run(measure(args.pings, args.bursts))
-    text = report(figures(data), args.pings, args.bursts)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "a") as f:
-            f.write(f"\n{text}\n")
+    publish(report(figures(data), args.pings, args.bursts), args.markdown)
 
 
 if __name__ == "__main__":

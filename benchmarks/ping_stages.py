@@ -10,11 +10,8 @@ stage from the ping's UDP datagram in to the pong's UDP datagram out, per peer.
 import argparse
 import asyncio
 import json
-import os
-import platform
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -23,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.peers import CLIENT_CPUS, PEER_CPUS, PeerProcess, pin_client  # noqa: E402
+from benchmarks.reports import publish, run_line  # noqa: E402
 from benchmarks.stage_probe import STAGES  # noqa: E402
 from echo_bench.clients import configure_ice  # noqa: E402
 from echo_bench.ping import ping_offer_url  # noqa: E402
@@ -61,10 +59,8 @@ async def measure(pings: int, out: Path) -> dict:
 def report(stages: dict, pings: int) -> str:
     """The medians as a Markdown table, with date and machine."""
     lines = [
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-        f"({os.cpu_count()} cores, Python {platform.python_version()}), 127.0.0.1; "
-        f"{pings} pings at 50/s per peer, blocks alternating; client pinned to CPU "
-        f"{CLIENT_CPUS}, peers to CPU {PEER_CPUS}.",
+        f"{run_line()}, 127.0.0.1; {pings} pings at 50/s per peer, blocks alternating; "
+        f"client pinned to CPU {CLIENT_CPUS}, peers to CPU {PEER_CPUS}.",
         "",
         "| stage (median, us) | echo agent | bare aiortc | agent - bare |",
         "|---|---|---|---|",
@@ -90,10 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         text = report(asyncio.run(measure(args.pings, Path(out))), args.pings)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "a") as f:
-            f.write(text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":
