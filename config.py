@@ -3,6 +3,7 @@
 This is the only module that reads the environment.
 """
 
+import os
 import sys
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -43,6 +44,7 @@ class Settings(BaseSettings):
     room_ttl: float = Field(600.0, gt=0)
     join_timeout: float = Field(60.0, gt=0)
     max_sessions: int = Field(50, ge=1)
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
     webrtc_ice_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

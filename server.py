@@ -20,18 +20,13 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from loguru import logger
-from pipecat.runner.types import (
-    DailyRunnerArguments,
-    LiveKitRunnerArguments,
-    RunnerArguments,
-    SmallWebRTCRunnerArguments,
-)
+from pipecat.runner.types import DailyRunnerArguments, LiveKitRunnerArguments, RunnerArguments
 from pydantic import BaseModel, Field
 
-import bot
 from config import PlatformNotConfiguredError, Settings, configure_logging, get_settings
+from pool import SessionStats, WorkerError, WorkerPool
 from processors import DEFAULT_TONE_HZ, MAX_TONE_HZ, MIN_TONE_HZ, EchoMode
-from transports import daily, livekit, pipecat_cloud, webrtc
+from transports import daily, livekit, pipecat_cloud
 from transports.errors import InvalidOfferError, PlatformAPIError
 
 Platform = Literal["daily", "livekit", "webrtc"]
@@ -62,11 +57,9 @@ class Session:
     tone_hz: float
     expires_at: float
     created_at: float = field(default_factory=time.time)
-    state: bot.SessionState = field(default_factory=bot.SessionState)
-    status: Literal["waiting", "running"] = "running"
+    stats: SessionStats = field(default_factory=SessionStats)
     task: asyncio.Task | None = None
     on_end: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
-    connection: asyncio.Future | None = None
     pipecat_cloud_session_id: str | None = None
 
     def body(self) -> dict:
@@ -81,11 +74,12 @@ class Session:
             "room": self.room,
             "mode": self.mode.value,
             "tone_hz": self.tone_hz if self.mode == EchoMode.TONE else None,
-            "status": self.status,
+            "status": self.stats.status,
             "created_at": self.created_at,
             "expires_at": self.expires_at,
-            "clients": self.state.clients,
-            "pings_answered": self.state.pings_answered,
+            "clients": self.stats.clients,
+            "pings_answered": self.stats.pings_answered,
+            "worker_pid": self.stats.worker_pid,
             "pipecat_cloud_session_id": self.pipecat_cloud_session_id,
         }
 
@@ -100,6 +94,9 @@ class SessionRegistry:
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+    def __contains__(self, session_id: str) -> bool:
+        return session_id in self._sessions
 
     def list(self) -> list[Session]:
         """The sessions, oldest first."""
@@ -139,7 +136,7 @@ class SessionRegistry:
         """
         session = self.get(session_id)
         if session.task:
-            session.state.end_reason = session.state.end_reason or "ended by request"
+            session.stats.end_reason = session.stats.end_reason or "ended by request"
             session.task.cancel()
             await asyncio.wait([session.task])
 
@@ -147,7 +144,7 @@ class SessionRegistry:
         """End every session; rooms of bots that do not stop in time are deleted anyway."""
         sessions = list(self._sessions.values())
         for session in sessions:
-            session.state.end_reason = session.state.end_reason or "server shutting down"
+            session.stats.end_reason = session.stats.end_reason or "server shutting down"
             if session.task:
                 session.task.cancel()
         tasks = [s.task for s in sessions if s.task]
@@ -161,9 +158,10 @@ class SessionRegistry:
     async def _run(self, session: Session, run: Awaitable[Any]) -> None:
         with logger.contextualize(room=session.room, platform=session.platform):
             try:
-                await run
+                reason = await run
+                logger.info(f"Session {session.id} ended: {reason}")
             except asyncio.CancelledError:
-                logger.info(f"Session {session.id} cancelled: {session.state.end_reason}")
+                logger.info(f"Session {session.id} cancelled: {session.stats.end_reason}")
             except Exception as e:
                 logger.exception(f"Session {session.id} failed: {e}")
             finally:
@@ -280,16 +278,16 @@ class ConnectResponse(BaseModel):
 async def lifespan(app: FastAPI):
     """Shared clients live here; shutdown ends every bot and deletes its room."""
     settings = get_settings()
-    webrtc.restrict_ice_addresses(settings.webrtc_ice_addresses)
     app.state.registry = SessionRegistry(settings.max_sessions)
-    app.state.offers = webrtc.WebRTCOffers()
+    app.state.pool = WorkerPool(settings.workers)
     app.state.http = aiohttp.ClientSession()
+    await app.state.pool.start()
     try:
         yield
     finally:
         logger.info(f"Shutting down: ending {len(app.state.registry)} session(s)")
         await app.state.registry.shutdown()
-        await app.state.offers.close()
+        await app.state.pool.close()
         await app.state.http.close()
 
 
@@ -303,6 +301,13 @@ def _registry(request: Request) -> SessionRegistry:
 
 
 RegistryDep = Annotated[SessionRegistry, Depends(_registry)]
+
+
+def _pool(request: Request) -> WorkerPool:
+    return request.app.state.pool
+
+
+PoolDep = Annotated[WorkerPool, Depends(_pool)]
 
 
 @app.exception_handler(RequestValidationError)
@@ -339,6 +344,16 @@ async def _capacity(request: Request, _exc: CapacityError):
     )
 
 
+_WORKER_ERRORS = {"invalid_offer": 400, "not_found": 404, "conflict": 409}
+
+
+@app.exception_handler(WorkerError)
+async def _worker_refused(_request: Request, exc: WorkerError):
+    status = _WORKER_ERRORS.get(exc.kind, 503)
+    detail = f"invalid offer: {exc}" if exc.kind == "invalid_offer" else str(exc)
+    return JSONResponse(status_code=status, content={"detail": detail})
+
+
 @app.exception_handler(SessionNotFoundError)
 async def _not_found(_request: Request, exc: SessionNotFoundError):
     return JSONResponse(status_code=404, content={"detail": f"no session {exc}"})
@@ -351,8 +366,9 @@ async def health() -> dict:
 
 
 @app.get("/rooms")
-async def rooms(registry: RegistryDep) -> dict:
+async def rooms(registry: RegistryDep, pool: PoolDep) -> dict:
     """The running sessions."""
+    await pool.refresh()
     return {"rooms": [s.describe() for s in registry.list()]}
 
 
@@ -376,94 +392,72 @@ def _webrtc_session(settings: Settings, mode: EchoMode, tone_hz: float, session_
         mode=mode,
         tone_hz=tone_hz,
         expires_at=time.time() + settings.room_ttl,
-        status="waiting",
-        connection=asyncio.get_running_loop().create_future(),
+        stats=SessionStats(status="waiting"),
     )
 
 
-async def _run_webrtc_session(session: Session, settings: Settings) -> None:
-    try:
-        connection = await asyncio.wait_for(
-            asyncio.shield(session.connection), settings.join_timeout
-        )
-    except TimeoutError:
-        logger.info(f"Reservation {session.id} unused for {settings.join_timeout:g} s")
-        return
-    session.status = "running"
-    await bot.run_session(
-        SmallWebRTCRunnerArguments(webrtc_connection=connection, body=session.body()),
-        expires_at=session.expires_at,
-        join_timeout=settings.join_timeout,
-        state=session.state,
-    )
+def _session_terms(session: Session, settings: Settings) -> dict:
+    """How long a bot lives: its expiry and how long it waits for a client."""
+    return {"expires_at": session.expires_at, "join_timeout": settings.join_timeout}
 
 
-async def _answer_offer(
-    request: Request, offer: OfferRequest, on_connection: Callable[[Any], Awaitable[None]]
-) -> OfferAnswer:
-    answer = await request.app.state.offers.answer(
-        offer.sdp, offer.type, on_connection, pc_id=offer.pc_id, restart_pc=offer.restart_pc
-    )
-    return OfferAnswer(**answer)
+def _offer_fields(offer: OfferRequest) -> dict:
+    return {
+        "sdp": offer.sdp,
+        "type": offer.type,
+        "pc_id": offer.pc_id,
+        "restart_pc": offer.restart_pc,
+    }
 
 
 @app.post("/api/offer")
 async def offer(
-    request: Request,
     body: OfferRequest,
     settings: SettingsDep,
     registry: RegistryDep,
+    pool: PoolDep,
     mode: Annotated[EchoMode, Query()] = EchoMode.PONG,
     tone_hz: Annotated[float, Query(ge=MIN_TONE_HZ, le=MAX_TONE_HZ)] = DEFAULT_TONE_HZ,
 ) -> OfferAnswer:
     """Answer a local WebRTC peer and start its bot (mode from the query string)."""
-    reservation = registry.reserve(0 if body.pc_id else 1)
-
-    async def on_connection(connection):
-        session = _webrtc_session(settings, mode, tone_hz, connection.pc_id)
-        session.connection.set_result(connection)
-        registry.start(session, _run_webrtc_session(session, settings))
-
-    with reservation:
-        return await _answer_offer(request, body, on_connection)
+    with registry.reserve(0 if body.pc_id else 1):
+        session = _webrtc_session(settings, mode, tone_hz, "")
+        new = {"body": session.body(), **_session_terms(session, settings)}
+        answer = await pool.offer(None, _offer_fields(body), new=new)
+        if answer["session_id"] not in registry:
+            session.id = session.room = answer["session_id"]
+            session.stats.status = "running"
+            pool.adopt(session.id, session.stats)
+            registry.start(session, pool.until_ended(session.id, session.stats))
+    return OfferAnswer(sdp=answer["sdp"], type=answer["type"], pc_id=answer["pc_id"])
 
 
 @app.patch("/api/offer")
-async def offer_candidates(request: Request, patch: IcePatch) -> dict:
+async def offer_candidates(patch: IcePatch, pool: PoolDep) -> dict:
     """Add trickled ICE candidates to a peer connection."""
-    await request.app.state.offers.add_candidates(
-        patch.pc_id, [c.model_dump() for c in patch.candidates]
-    )
+    await pool.add_candidates(patch.pc_id, [c.model_dump() for c in patch.candidates])
     return {"status": "ok"}
 
 
 @app.post("/sessions/{session_id}/api/offer")
 async def session_offer(
-    session_id: str, request: Request, body: OfferRequest, registry: RegistryDep
+    session_id: str, body: OfferRequest, registry: RegistryDep, pool: PoolDep
 ) -> OfferAnswer:
-    """Answer the offer for a session reserved by `/connect`."""
+    """Answer the offer for a session reserved by `/connect` (or `/start`)."""
     session = registry.get(session_id)
     if session.platform != "webrtc":
         raise HTTPException(400, f"session {session_id} is a {session.platform} session")
-    if session.connection.done() and not body.pc_id:
-        raise HTTPException(409, f"session {session_id} already has a peer")
-
-    async def on_connection(connection):
-        if session.connection.done():
-            await connection.disconnect()
-            raise RuntimeError("session already connected")
-        session.connection.set_result(connection)
-
-    return await _answer_offer(request, body, on_connection)
+    answer = await pool.offer(session_id, _offer_fields(body))
+    return OfferAnswer(sdp=answer["sdp"], type=answer["type"], pc_id=answer["pc_id"])
 
 
 @app.patch("/sessions/{session_id}/api/offer")
 async def session_offer_candidates(
-    session_id: str, request: Request, patch: IcePatch, registry: RegistryDep
+    session_id: str, patch: IcePatch, registry: RegistryDep, pool: PoolDep
 ) -> dict:
     """Add trickled ICE candidates for a reserved session's peer."""
     registry.get(session_id)
-    return await offer_candidates(request, patch)
+    return await offer_candidates(patch, pool)
 
 
 # ---------------------------------------------------------------------------
@@ -510,14 +504,14 @@ def _default_platforms(settings: Settings) -> list[Platform]:
 def _start_bot(
     request: Request, session: Session, runner_args: RunnerArguments, settings: Settings
 ) -> None:
-    """Run the session's bot in this process (`SESSION_LAUNCHER=local`)."""
+    """Run the session's bot in a worker process (`SESSION_LAUNCHER=local`)."""
     request.app.state.registry.start(
         session,
-        bot.run_session(
+        request.app.state.pool.run_session(
             runner_args,
-            expires_at=session.expires_at,
-            join_timeout=settings.join_timeout,
-            state=session.state,
+            **_session_terms(session, settings),
+            stats=session.stats,
+            session_id=session.id,
         ),
     )
 
@@ -647,7 +641,10 @@ async def _create_livekit(request: Request, settings: Settings, body: ConnectReq
 
 async def _create_webrtc(request: Request, settings: Settings, body: ConnectRequest):
     session = _webrtc_session(settings, body.mode, body.tone_hz, new_room_name())
-    request.app.state.registry.start(session, _run_webrtc_session(session, settings))
+    run = request.app.state.pool.run_webrtc_session(
+        session.id, session.body(), **_session_terms(session, settings), stats=session.stats
+    )
+    request.app.state.registry.start(session, run)
     offer_url = str(request.url_for("session_offer", session_id=session.id))
     return session, WebRTCCredentials(
         offer_url=offer_url, session_id=session.id, expires_at=session.expires_at

@@ -17,7 +17,7 @@ import pytest
 from loguru import logger
 from pipecat.runner.types import DailyRunnerArguments
 
-import bot
+import pool
 from config import get_settings
 from transports.webrtc import restrict_ice_addresses
 
@@ -164,8 +164,13 @@ def _room_of(runner_args) -> str:
 
 @pytest.fixture
 def bots(monkeypatch) -> RecordedBots:
+    """Records the Daily and LiveKit bots the pool is asked to run, instead of running them."""
     recorded = RecordedBots()
-    monkeypatch.setattr(bot, "run_session", recorded.run_session)
+
+    async def run_session(_pool, runner_args, **kwargs):
+        return await recorded.run_session(runner_args, **kwargs)
+
+    monkeypatch.setattr(pool.WorkerPool, "run_session", run_session)
     return recorded
 
 
