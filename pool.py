@@ -122,6 +122,12 @@ class WorkerPool:
         """Worker processes running now (shared and dedicated)."""
         return sum(w.alive for w in [*self._shared, *self._dedicated])
 
+    def totals(self) -> tuple[int, int]:
+        """Pings answered and messages dropped by every session so far (ended and live)."""
+        live = [stats for w in [*self._shared, *self._dedicated] for stats in w.sessions.values()]
+        pings = self.ended_pings + sum(stats.pings_answered for stats in live)
+        return pings, self.ended_dropped + sum(stats.messages_dropped for stats in live)
+
     def pids(self) -> list[int]:
         """The pids of the live workers, shared first."""
         return [w.pid for w in [*self._shared, *self._dedicated] if w.alive]

@@ -164,9 +164,11 @@ class BotWorker:
             )
         else:
             runner_args = LiveKitRunnerArguments(
-                room_name=args["room_name"], url=args["url"], token=args["token"],
+                room_name=args["room_name"],
+                url=args["url"],
+                token=args["token"],
                 body=message["body"],
-            )  # fmt: skip
+            )
         session = WorkerSession(message["sid"], message["platform"])
         self._run(session, runner_args, message)
 
