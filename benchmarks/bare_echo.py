@@ -1,8 +1,17 @@
-"""A bare aiortc echo peer (no Pipecat): the baseline the echo agent is measured against.
+"""A bare aiortc echo peer: the reference the echo agent is measured against.
 
-It speaks the same offer protocol as the agent (`POST /api/offer` with `{"sdp", "type"}`),
-answers pings straight from the data-channel listener and sends received audio frames
-back as they are decoded.
+It imports nothing of the agent (`bot`, `server`, `processors`, `transports`, `config`)
+and nothing of Pipecat: importing Pipecat changes aiortc (its SCTP chunk size) and the
+agent's transport module patches Pipecat, and the reference must be plain aiortc
+(`tests/test_benchmarks.py` checks this in a subprocess). ICE restriction comes from the
+neutral `ice_addresses` module.
+
+It speaks the agent's offer protocol (`POST /api/offer` with `{"sdp", "type"}`), answers
+pings straight from the data-channel listener with the agent's pong fields, and sends
+received audio frames back as they are decoded. `server_receive_time` is taken at the
+first moment this code sees the data-channel message and `server_send_time` as late as
+possible before `channel.send` (the pong is then encoded and sent), as the agent does
+(issue 15), so `server_send_time - server_receive_time` is each peer's hold.
 
     python benchmarks/bare_echo.py --port 8090
 """
@@ -10,14 +19,18 @@ back as they are decoded.
 import argparse
 import asyncio
 import json
+import sys
 import time
 import uuid
+from pathlib import Path
 
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from transports.webrtc import restrict_ice_addresses
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ice_addresses import restrict_ice_addresses  # noqa: E402
 
 
 class EchoTrack(MediaStreamTrack):
@@ -26,41 +39,65 @@ class EchoTrack(MediaStreamTrack):
     kind = "audio"
 
     def __init__(self, source: MediaStreamTrack):
+        """Echo `source`."""
         super().__init__()
         self._source = source
 
     async def recv(self):
+        """The next frame received."""
         return await self._source.recv()
 
 
+def answer_pings(channel, listener: str = "sync") -> None:
+    """Answer pings on `channel` from its message listener, as the agent's pong says.
+
+    `listener="async"` registers a coroutine instead: aiortc then runs it as a new task,
+    after it has sent its SCTP acknowledgement (how Pipecat's own listener runs); for
+    `benchmarks/method_ab.py` only, the reference answers in aiortc's turn.
+    """
+    pings = 0
+
+    def on_message(message):
+        nonlocal pings
+        receive_time = time.time()
+        try:
+            data = json.loads(message)
+        except (TypeError, ValueError):
+            return
+        if not isinstance(data, dict) or data.get("type") != "ping":
+            return
+        pings += 1
+        pong = {
+            "type": "pong",
+            "client_timestamp": data.get("timestamp"),
+            "server_receive_time": receive_time,
+            "server_send_time": 0.0,
+            "message_count": pings,
+        }
+        if "seq" in data:
+            pong["seq"] = data["seq"]
+        pong["server_send_time"] = time.time()
+        channel.send(json.dumps(pong))
+
+    async def on_message_async(message):
+        on_message(message)
+
+    channel.on("message", on_message_async if listener == "async" else on_message)
+
+
 async def offer(request: web.Request) -> web.Response:
-    params = await request.json()
+    """Answer one offer with a new peer connection."""
+    try:
+        params = await request.json()
+        description = RTCSessionDescription(params["sdp"], params["type"])
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"detail": "body must be {sdp, type}"}, status=400)
     pc = RTCPeerConnection()
     pcs: set = request.app["pcs"]
     pcs.add(pc)
-    counts = {"pings": 0}
 
-    @pc.on("datachannel")
-    def on_datachannel(channel):
-        @channel.on("message")
-        def on_message(message):
-            receive_time = time.time()
-            try:
-                data = json.loads(message)
-            except ValueError:
-                return
-            if isinstance(data, dict) and data.get("type") == "ping":
-                counts["pings"] += 1
-                pong = {
-                    "type": "pong",
-                    "client_timestamp": data.get("timestamp"),
-                    "server_receive_time": receive_time,
-                    "server_send_time": time.time(),
-                    "message_count": counts["pings"],
-                }
-                if "seq" in data:
-                    pong["seq"] = data["seq"]
-                channel.send(json.dumps(pong))
+    listener = request.app["listener"]
+    pc.on("datachannel", lambda channel: answer_pings(channel, listener))
 
     @pc.on("track")
     def on_track(track):
@@ -73,7 +110,7 @@ async def offer(request: web.Request) -> web.Response:
             await pc.close()
             pcs.discard(pc)
 
-    await pc.setRemoteDescription(RTCSessionDescription(params["sdp"], params["type"]))
+    await pc.setRemoteDescription(description)
     await pc.setLocalDescription(await pc.createAnswer())
     return web.json_response(
         {
@@ -85,21 +122,31 @@ async def offer(request: web.Request) -> web.Response:
 
 
 async def health(_request: web.Request) -> web.Response:
+    """Liveness."""
     return web.json_response({"status": "ok"})
 
 
 async def on_shutdown(app: web.Application):
+    """Close every peer connection."""
     await asyncio.gather(*(pc.close() for pc in app["pcs"]))
 
 
 def main():
+    """Serve offers on `--host`:`--port`."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument(
+        "--listener",
+        choices=("sync", "async"),
+        default="sync",
+        help="answer in aiortc's turn (default) or from a coroutine listener (A/B only)",
+    )
     args = parser.parse_args()
     restrict_ice_addresses(["127.0.0.1"])
     app = web.Application()
     app["pcs"] = set()
+    app["listener"] = args.listener
     app.router.add_post("/api/offer", offer)
     app.router.add_get("/health", health)
     app.on_shutdown.append(on_shutdown)

@@ -1,17 +1,29 @@
-"""What the echo agent adds over a bare aiortc echo peer, measured in one run on 127.0.0.1.
+"""What the echo agent adds over a bare aiortc echo peer, measured on 127.0.0.1.
 
-Both peers run as their own processes and are measured by the same aiortc client
-(echo-bench's): ping RTT over `--pings` pings at 50/s to each, and audio round trip
-over `--bursts` tone bursts sent in silence (detected in the returned audio). Pings go
-to both peers at once, alternating (one peer's ping half an interval after the
-other's), so both see the machine in the same state; audio alternates between the
-peers in blocks. The ratios agent/bare are what to read.
+Method (printed with the figures; why each part: `benchmarks/RESULTS.md`, issue 16):
+- Symmetric peers: the agent (`server.py`, pong mode) and `bare_echo.py` (plain aiortc,
+  no Pipecat, same pong fields), each its own process, both pinned to one core; the
+  client (`pinger.py`, plain aiortc, no Pipecat either) pinned to the other core.
+- One data-channel-only connection per peer and run, made fresh for every run; no audio
+  on the ping connections (audio to one peer and not the other moves the ratio 0.9-1.4).
+- `--pings` pings per peer and run at 50/s, interleaved: one peer's ping half an interval
+  (10 ms) after the other's, so both see the machine in the same state. Which peer goes
+  first alternates from run to run.
+- `--runs` runs; a run's figure is agent p50 / bare p50 of its RTTs (`perf_counter`).
+  The headline is the median of the runs' ratios, printed with their min-max spread
+  (one run's ratio moves by several hundredths from connection to connection).
+- Net ratio: per ping, net RTT = RTT - (server_send_time - server_receive_time) from
+  that peer's own pong; p50 agent net / p50 bare net, median over the runs (issue 15).
+- Audio round trip (agent in `loopback` mode against the bare peer, which echoes any
+  audio): `--bursts` tone bursts per peer in silence, alternating in blocks, detected
+  in the returned audio (both jitter buffers and Opus codecs included).
 
-    uv run python benchmarks/overhead.py [--pings 1000] [--bursts 20] [--markdown FILE]
+    uv run python benchmarks/overhead.py [--runs 20] [--pings 200] [--bursts 20] [--markdown FILE]
 """
 
 import argparse
 import asyncio
+import statistics
 import sys
 from pathlib import Path
 
@@ -22,127 +34,156 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.peers import CLIENT_CPUS, PEER_CPUS, PeerProcess, pin_client  # noqa: E402
+from benchmarks.pinger import PingClient, ping_interleaved, summarize  # noqa: E402
 from benchmarks.reports import publish, run_line  # noqa: E402
 from echo_bench.bursts import measure_audio_roundtrip  # noqa: E402
-from echo_bench.clients import WebRTCBenchClient, configure_ice, wait_for_pong  # noqa: E402
-from echo_bench.ping import run_pings  # noqa: E402
+from ice_addresses import restrict_ice_addresses  # noqa: E402
 
 PING_INTERVAL = 0.02
-BLOCKS = 10
+AUDIO_BLOCKS = 4
+PEERS = ("agent", "bare")
 
 
-async def ping_both(offer_urls: dict[str, str], http: aiohttp.ClientSession, count: int) -> dict:
-    """Ping every peer `count` times at 50/s on its own connection, at the same time.
-
-    The peers' pings interleave: the second peer's go half an interval after the
-    first's, so a round trip (~1 ms) never overlaps another. Returns RTTs per peer.
-    """
-    clients = {name: WebRTCBenchClient() for name in offer_urls}
+async def ping_run(peers: dict[str, PeerProcess], order: list[str], pings: int, http) -> dict:
+    """One run: a fresh data-channel connection per peer, pinged interleaved in `order`."""
+    clients = [PingClient(name) for name in order]
     try:
-        for name, client in clients.items():
-            await client.connect(offer_urls[name], http)
-            await wait_for_pong(client, 30.0)
-
-        async def pings(client: WebRTCBenchClient, delay: float):
-            await asyncio.sleep(delay)
-            return await run_pings(client, count, PING_INTERVAL)
-
-        logs = await asyncio.gather(
-            *(pings(c, i * PING_INTERVAL / 2) for i, c in enumerate(clients.values()))
-        )
+        for client in clients:
+            await client.connect(peers[client.name].offer_url(), http)
+        await ping_interleaved(clients, pings, PING_INTERVAL)
     finally:
-        for client in clients.values():
+        for client in clients:
             await client.close()
-    return {
-        name: [s.rtt for s in log.ordered() if s.rtt is not None]
-        for name, log in zip(clients, logs, strict=True)
-    }
+    return {client.name: summarize(client.answered()) for client in clients}
 
 
-async def measure(pings: int, bursts: int) -> dict:
-    """Ping RTTs and audio round trips of both peers, in blocks."""
-    configure_ice(["127.0.0.1"])
+async def measure(runs: int, pings: int, bursts: int) -> dict:
+    """Ping runs (order alternating), then audio bursts in alternating blocks."""
+    restrict_ice_addresses(["127.0.0.1"])
     pin_client()
-    agent = PeerProcess("agent", [sys.executable, "server.py"])
-    bare = PeerProcess("bare", [sys.executable, "benchmarks/bare_echo.py"])
-    peers = {"agent": (agent, "?mode=loopback"), "bare": (bare, "")}
-    rtts = {"agent": [], "bare": []}
-    block_p50 = {"agent": [], "bare": []}
-    audio = {"agent": [], "bare": []}
+    peers = {
+        "agent": PeerProcess("agent", [sys.executable, "server.py"]),
+        "bare": PeerProcess("bare", [sys.executable, "benchmarks/bare_echo.py"]),
+    }
+    results, audio = [], {name: [] for name in PEERS}
     try:
         async with aiohttp.ClientSession() as http:
-            await agent.wait_ready(http)
-            await bare.wait_ready(http)
-            for block in range(BLOCKS):
-                # Which peer goes first alternates from block to block.
-                order = ["agent", "bare"] if block % 2 == 0 else ["bare", "agent"]
-                offer_urls = {name: peers[name][0].offer_url() for name in order}
-                block_rtts = await ping_both(offer_urls, http, pings // BLOCKS)
-                for name in order:
-                    rtts[name] += block_rtts[name]
-                    block_p50[name].append(float(np.percentile(block_rtts[name], 50)))
-                    peer, query = peers[name]
+            for peer in peers.values():
+                await peer.wait_ready(http)
+            for run in range(runs):
+                order = list(PEERS) if run % 2 == 0 else list(reversed(PEERS))
+                result = await ping_run(peers, order, pings, http)
+                result["first"] = order[0]
+                results.append(result)
+                print(
+                    f"run {run + 1}/{runs} ({order[0]} first): ratio "
+                    f"{result['agent']['rtt_p50'] / result['bare']['rtt_p50']:.3f}",
+                    file=sys.stderr,
+                )
+            for block in range(AUDIO_BLOCKS if bursts else 0):
+                for name in PEERS if block % 2 == 0 else reversed(PEERS):
+                    query = "?mode=loopback" if name == "agent" else ""
                     result = await measure_audio_roundtrip(
-                        peer.offer_url(query), http, count=bursts // BLOCKS, interval=0.5
+                        peers[name].offer_url(query),
+                        http,
+                        count=max(1, bursts // AUDIO_BLOCKS),
+                        interval=0.5,
                     )
                     audio[name] += [b.latency for b in result.bursts if b.latency is not None]
-                print(f"block {block + 1}/{BLOCKS} done", file=sys.stderr)
     finally:
-        agent.stop()
-        bare.stop()
-    return {"rtts": rtts, "block_p50": block_p50, "audio": audio}
+        for peer in peers.values():
+            peer.stop()
+    return {"runs": results, "audio": audio}
 
 
 def figures(data: dict) -> dict:
-    """p50/p99 RTT, audio round trip p50/mean, counts, and the ratios agent/bare."""
-    out = {}
-    for name in ("agent", "bare"):
-        rtt = np.array(data["rtts"][name]) * 1000
-        audio = np.array(data["audio"][name]) * 1000
-        out[name] = {
-            "pongs": len(rtt),
-            "rtt_p50": float(np.percentile(rtt, 50)),
-            "rtt_p99": float(np.percentile(rtt, 99)),
-            "bursts": len(audio),
-            "audio_p50": float(np.percentile(audio, 50)) if len(audio) else float("nan"),
-            "audio_mean": float(np.mean(audio)) if len(audio) else float("nan"),
-        }
-    out["ratio"] = {
-        key: out["agent"][key] / out["bare"][key]
-        for key in ("rtt_p50", "rtt_p99", "audio_p50", "audio_mean")
+    """Per-run ratios and their median and spread; p50s; audio round trip figures."""
+    runs = data["runs"]
+
+    def ratios(key):
+        return [r["agent"][key] / r["bare"][key] for r in runs]
+
+    def median(role, key):
+        return statistics.median(r[role][key] for r in runs)
+
+    out = {
+        "ratio": ratios("rtt_p50"),
+        "net_ratio": ratios("net_p50"),
+        "p99_ratio": ratios("rtt_p99"),
+        "difference_us": [1000 * (r["agent"]["rtt_p50"] - r["bare"]["rtt_p50"]) for r in runs],
+        "per_order": {
+            first: [
+                r["agent"]["rtt_p50"] / r["bare"]["rtt_p50"] for r in runs if r["first"] == first
+            ]
+            for first in PEERS
+        },
     }
-    # The same figure block by block: how much the machine's noise moves it within one run.
-    block_ratios = np.array(data["block_p50"]["agent"]) / np.array(data["block_p50"]["bare"])
-    out["block_ratio"] = {
-        "min": float(block_ratios.min()),
-        "median": float(np.median(block_ratios)),
-        "max": float(block_ratios.max()),
+    for role in PEERS:
+        out[role] = {
+            key: median(role, key) for key in ("rtt_p50", "rtt_p99", "net_p50", "hold_p50")
+        }
+        out[role]["pongs"] = sum(r[role]["pongs"] for r in runs)
+        audio = np.array(data["audio"][role]) * 1000
+        out[role]["bursts"] = len(audio)
+        out[role]["audio_p50"] = float(np.percentile(audio, 50)) if len(audio) else float("nan")
+        out[role]["audio_mean"] = float(np.mean(audio)) if len(audio) else float("nan")
+    out["audio_ratio"] = {
+        key: out["agent"][key] / out["bare"][key] for key in ("audio_p50", "audio_mean")
     }
     return out
 
 
-def report(result: dict, pings: int, bursts: int) -> str:
-    """The figures as a Markdown table, with date and machine."""
-    agent, bare, ratio = result["agent"], result["bare"], result["ratio"]
-    blocks = result["block_ratio"]
+def spread(values: list[float]) -> str:
+    """`median (min-max)` of a list of ratios."""
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def spread_us(values: list[float]) -> str:
+    """`median (min-max)` of a list of microsecond figures."""
+    return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
+
+
+def report(result: dict, runs: int, pings: int, bursts: int) -> str:
+    """The method and the figures, as Markdown."""
+    agent, bare = result["agent"], result["bare"]
+    audio = result["audio_ratio"]
+    pings_total = runs * pings
     lines = [
-        f"{run_line()}, 127.0.0.1; {pings} pings at 50/s (interleaved) and {bursts} "
-        f"audio bursts per peer; client pinned to CPU {CLIENT_CPUS}, peers to CPU {PEER_CPUS}.",
+        f"{run_line()}, 127.0.0.1.",
         "",
-        "| figure | echo agent | bare aiortc | agent/bare | target |",
+        f"Method: {runs} runs x {pings} pings per peer at 50/s, interleaved (10 ms apart), "
+        "the first peer alternating between runs; a fresh data-channel-only connection per "
+        "peer and run, no audio; agent (`server.py`, pong mode) and bare aiortc echo "
+        "(`bare_echo.py`, no Pipecat) pinned to CPU "
+        f"{PEER_CPUS}, client (plain aiortc) to CPU {CLIENT_CPUS}; RTT on perf_counter; "
+        "ratio = agent p50 / bare p50 per run, median over the runs (min-max); net RTT = "
+        "RTT - (server_send_time - server_receive_time) of each peer's pong. "
+        f"Audio: {bursts} bursts per peer, agent in loopback mode, in {AUDIO_BLOCKS} "
+        "alternating blocks.",
+        "",
+        "| figure | echo agent | bare aiortc | agent/bare: median (min-max over runs) | target |",
         "|---|---|---|---|---|",
-        f"| pongs received | {agent['pongs']} | {bare['pongs']} | | |",
-        f"| ping RTT p50 (ms) | {agent['rtt_p50']:.3f} | {bare['rtt_p50']:.3f} "
-        f"| {ratio['rtt_p50']:.3f} | <= 1.10 |",
-        f"| ping RTT p50 ratio per block (min / median / max) | | | "
-        f"{blocks['min']:.2f} / {blocks['median']:.2f} / {blocks['max']:.2f} | |",
+        f"| pongs received | {agent['pongs']}/{pings_total} | {bare['pongs']}/{pings_total} | | |",
+        f"| **ping RTT p50 (ms)** | {agent['rtt_p50']:.3f} | {bare['rtt_p50']:.3f} "
+        f"| **{spread(result['ratio'])}** | <= 1.10 |",
+        f"| ping RTT p50 agent - bare (us) | | | {spread_us(result['difference_us'])} | |",
+        f"| ping RTT p50, agent first / bare first | | "
+        f"| {spread(result['per_order']['agent'])} / {spread(result['per_order']['bare'])} | |",
+        f"| hold (server_send - server_receive) p50 (ms) | {agent['hold_p50']:.3f} "
+        f"| {bare['hold_p50']:.3f} | | |",
+        f"| **net ping RTT p50 (ms)** | {agent['net_p50']:.3f} | {bare['net_p50']:.3f} "
+        f"| **{spread(result['net_ratio'])}** | <= 1.03 |",
         f"| ping RTT p99 (ms) | {agent['rtt_p99']:.3f} | {bare['rtt_p99']:.3f} "
-        f"| {ratio['rtt_p99']:.3f} | |",
+        f"| {spread(result['p99_ratio'])} | |",
         f"| bursts detected | {agent['bursts']} | {bare['bursts']} | | |",
         f"| audio round trip p50 (ms) | {agent['audio_p50']:.1f} | {bare['audio_p50']:.1f} "
-        f"| {ratio['audio_p50']:.3f} | <= 1.10 |",
+        f"| {audio['audio_p50']:.3f} | <= 1.10 |",
         f"| audio round trip mean (ms) | {agent['audio_mean']:.1f} | {bare['audio_mean']:.1f} "
-        f"| {ratio['audio_mean']:.3f} | |",
+        f"| {audio['audio_mean']:.3f} | |",
+        "",
+        "Per-run ratios: " + " ".join(f"{x:.3f}" for x in result["ratio"]) + ".",
     ]
     return "\n".join(lines)
 
@@ -152,12 +193,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--pings", type=int, default=1000)
-    parser.add_argument("--bursts", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=20, help="ping runs (default 20)")
+    parser.add_argument("--pings", type=int, default=200, help="pings per peer and run (200)")
+    parser.add_argument("--bursts", type=int, default=20, help="audio bursts per peer (0: none)")
     parser.add_argument("--markdown", help="append the report to this Markdown file")
     args = parser.parse_args()
-    data = asyncio.run(measure(args.pings, args.bursts))
-    publish(report(figures(data), args.pings, args.bursts), args.markdown)
+    if args.runs < 1 or args.pings < 1 or args.bursts < 0:
+        parser.error("--runs and --pings must be positive, --bursts not negative")
+    data = asyncio.run(measure(args.runs, args.pings, args.bursts))
+    publish(report(figures(data), args.runs, args.pings, args.bursts), args.markdown)
 
 
 if __name__ == "__main__":

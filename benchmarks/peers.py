@@ -25,6 +25,37 @@ def pin_client() -> None:
         os.sched_setaffinity(0, CLIENT_CPUS)
 
 
+def set_affinity(pid: int, cpus: set[int]) -> None:
+    """Move every thread of process `pid` and of its descendants onto `cpus`.
+
+    The echo agent may run bots in worker processes; they are descendants of the server.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # The parent's pid is the second field after the parenthesised name.
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    pids, frontier = [pid], [pid]
+    while frontier:
+        found = children.get(frontier.pop(), [])
+        pids += found
+        frontier += found
+    for process in pids:
+        try:
+            threads = [int(t) for t in os.listdir(f"/proc/{process}/task")]
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                os.sched_setaffinity(thread, cpus)
+            except OSError:
+                pass  # the thread ended meanwhile
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket() as s:
@@ -62,7 +93,7 @@ class PeerProcess:
 
     async def wait_ready(self, http: aiohttp.ClientSession) -> None:
         """Wait for `/health`."""
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
                 async with http.get(f"{self.base}/health") as response:
@@ -71,7 +102,7 @@ class PeerProcess:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not start")
+        raise RuntimeError(f"{self.name} did not start within 90 s")
 
     def stop(self) -> None:
         """Terminate the process."""
