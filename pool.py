@@ -235,6 +235,8 @@ class WorkerPool:
                 future.set_result(reason)
         self._forget(lambda owner, _sid: owner is w)
         self._dedicated.discard(w)
+        if self._closing and exitcode:
+            logger.warning(f"Bot worker {w.pid} exited while stopping ({_describe_exit(exitcode)})")
         if w in self._shared:
             if self._closing:
                 return

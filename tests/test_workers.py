@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from echo_bench.webrtc_client import EchoClient
-from tests.conftest import run_server
+from tests.conftest import LIVEKIT, free_port, run_server
 from tests.fakes.daily import FakeDailyServer
 
 
@@ -168,3 +168,25 @@ def test_each_daily_session_gets_a_process_of_its_own(tmp_path, fake_daily):
         # Dedicated processes are not replaced; the shared worker is untouched.
         assert metrics(running)[("echo_worker_restarts_total", ())] == 0
         assert shared <= worker_pids(running)
+
+
+def test_shutdown_with_livekit_connects_in_flight_exits_cleanly(tmp_path):
+    """A LiveKit connect in flight at exit once aborted the process (livekit 1.2.1, rc 134).
+
+    Each round starts LiveKit bots against a port that accepts nothing, then stops the
+    server while they are still connecting: every worker must exit cleanly.
+    """
+    for round_ in range(5):
+        env = {**LIVEKIT, "LIVEKIT_URL": f"ws://127.0.0.1:{free_port()}", "WORKERS": "2"}
+        (tmp_path / f"round-{round_}").mkdir()
+        with run_server(tmp_path / f"round-{round_}", clouds=True, **env) as running:
+            for _ in range(2):
+                response = httpx.post(f"{running.url}/connect", json={"platforms": ["livekit"]})
+                assert response.status_code == 200
+            time.sleep(0.1 * round_)
+            running.process.send_signal(signal.SIGTERM)
+            running.process.wait(timeout=15)
+            log = running.log()
+        assert "Connecting to benchmark-" in log
+        assert "exited while stopping" not in log, log
+        assert "panicked" not in log, log
