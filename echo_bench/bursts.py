@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import aiohttp
 import numpy as np
 
-from echo_bench.clients import BenchClient, BenchError, WebRTCBenchClient, wait_for_pong
+from echo_bench.clients import BenchClient, BenchError, offer_session, wait_for_pong
+from echo_bench.media import FRAME_SAMPLES, SAMPLE_RATE, ReceivedAudio
 from echo_bench.stats import describe
-from echo_bench.webrtc_client import FRAME_SAMPLES, SAMPLE_RATE, ReceivedAudio
 
 __all__ = [
     "AudioRun",
@@ -96,7 +96,7 @@ def level_dbfs(samples: np.ndarray) -> float | None:
 
 
 class BurstSignal:
-    """Silence with a tone burst at each scheduled sample: a `SignalTrack` signal.
+    """Silence with a tone burst at each scheduled sample: a microphone `Signal`.
 
     Bursts are scheduled once the peer is ready (`schedule`), so none is lost to
     connection set-up.
@@ -327,16 +327,14 @@ async def measure_audio_roundtrip(
         BenchError: the offer failed, or the peer never sent audio back.
     """
     signal = BurstSignal()
-    client = WebRTCBenchClient(signal=signal)
-    started = time.perf_counter()
+    client, info = await offer_session(offer_url, http, signal=signal, join_timeout=join_timeout)
     first_pong = None
     try:
-        await client.connect(offer_url, http, join_timeout)
         if wait_for_bot_pong:
-            first_pong = await wait_for_pong(client, join_timeout) - started
+            first_pong = await wait_for_pong(client, join_timeout) - info.connect_started
         bursts = await measure_bursts(
             client, signal, count, interval, join_timeout=join_timeout, on_burst=on_burst
         )
     finally:
         await client.close()
-    return AudioRun(bursts, client.client.pc_id or "", first_pong, signal)
+    return AudioRun(bursts, info.room, first_pong, signal)

@@ -1,40 +1,31 @@
-"""Joining a room as a benchmark client, on any platform, through the echo agent's API.
+"""A benchmark session through the echo agent's API, on any platform.
 
 `open_session(server, platform, mode, http)` calls `POST /connect`, joins the room it
-returns with that platform's client and gives back a `BenchClient`: app messages in
-and out, a microphone playing a signal, and the audio received, on one interface.
+returns with that platform's participant (`echo_bench.participants`) and gives it back,
+with how long each setup phase took.
 """
 
-import asyncio
 import os
-import socket
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
 
 import aiohttp
-import numpy as np
-from aiortc.exceptions import InvalidStateError
 
-from echo_bench.webrtc_client import (
-    FRAME_SAMPLES,
-    SAMPLE_RATE,
-    EchoClient,
-    ReceivedAudio,
-    Signal,
-    SignalTrack,
-)
+from echo_bench.media import Signal
+from echo_bench.participants import Participant, ParticipantError, network_reason
+from echo_bench.participants.webrtc import WebRTCParticipant
+from echo_bench.wire import SEED, Pong, Wire, parse_reply
+from ice_addresses import restrict_ice_addresses
 
 __all__ = [
     "PLATFORMS",
     "BenchClient",
     "BenchError",
     "SessionInfo",
-    "SignalPlayer",
     "WebRTCBenchClient",
     "configure_ice",
     "connect_room",
+    "offer_session",
     "open_session",
     "wait_for_pong",
 ]
@@ -44,132 +35,34 @@ PROBE_INTERVAL = 0.1
 """Seconds between the probe pings that find out when the bot answers."""
 HTTP_TIMEOUT = 30.0
 
+BenchClient = Participant
+"""What a benchmark needs from a client, whatever the platform."""
+WebRTCBenchClient = WebRTCParticipant
+"""The local WebRTC participant, under the name `benchmarks/` imports."""
+
 
 class BenchError(Exception):
     """A benchmark cannot run; the message is meant for the user as is."""
 
 
-class BenchClient(Protocol):
-    """What a benchmark needs from a client, whatever the platform.
-
-    Attributes:
-        received: Audio received from the bot, blocks with perf_counter arrival times.
-        sent_audio: (perf_counter send time, first sample) of each microphone frame.
-    """
-
-    received: ReceivedAudio
-    sent_audio: list[tuple[float, int]]
-
-    async def send(self, message: dict) -> None:
-        """Send one app message to the bot."""
-
-    async def next_message(self) -> tuple[float, dict]:
-        """The next app message from the bot, with its perf_counter arrival time."""
-
-    async def close(self) -> None:
-        """Leave the room."""
-
-
 @dataclass
 class SessionInfo:
-    """A joined session: which room, and when `/connect` (or the offer) was called."""
+    """A joined session: which room, when `/connect` was called, how long setup took.
+
+    Attributes:
+        platform: `webrtc`, `daily` or `livekit`.
+        room: The room (or session id) joined.
+        connect_started: perf_counter just before `POST /connect` (or the offer).
+        joined: perf_counter when the participant had joined.
+        setup: Seconds per setup phase so far: `connect` (the `/connect` request), `join`
+            and the participant's own steps (`offer`, `ice_dtls`; `publish`).
+    """
 
     platform: str
     room: str
     connect_started: float
-    """perf_counter just before `POST /connect`."""
-
-
-class WebRTCBenchClient:
-    """`EchoClient` (aiortc, local WebRTC) behind the `BenchClient` interface."""
-
-    def __init__(self, signal: Signal | None = None, receive_audio: bool = False):
-        self.microphone = SignalTrack(signal) if signal is not None else None
-        self.client = EchoClient(microphone=self.microphone, receive_audio=receive_audio)
-
-    @property
-    def received(self) -> ReceivedAudio:
-        """Audio received from the peer."""
-        return self.client.received
-
-    @property
-    def sent_audio(self) -> list[tuple[float, int]]:
-        """What the microphone sent, when."""
-        return self.microphone.sent if self.microphone else []
-
-    async def connect(
-        self, offer_url: str, http: aiohttp.ClientSession, join_timeout: float = 30.0
-    ) -> None:
-        """Offer to `offer_url` and wait for the data channel.
-
-        Raises:
-            BenchError: the offer was refused or the connection did not open in time.
-        """
-        try:
-            await self.client.connect(offer_url, http, join_timeout)
-        except TimeoutError:
-            raise BenchError(f"WebRTC connection did not open within {join_timeout:g} s") from None
-        except ConnectionError as e:
-            raise BenchError(str(e)) from None
-        except aiohttp.ClientError as e:
-            raise BenchError(f"offer to {offer_url} failed: {_describe(e)}") from None
-
-    async def send(self, message: dict) -> None:
-        """Send one app message on the data channel.
-
-        Raises:
-            BenchError: the data channel is no longer open.
-        """
-        try:
-            self.client.send(message)
-        except InvalidStateError:
-            raise BenchError("the WebRTC data channel closed") from None
-
-    async def next_message(self) -> tuple[float, dict]:
-        """The next message from the peer."""
-        return await self.client.messages.get()
-
-    async def close(self) -> None:
-        """Close the peer connection."""
-        await self.client.close()
-
-
-class SignalPlayer:
-    """Plays a signal in real time, 20 ms at a time, into an async `write(samples)`.
-
-    For clients whose SDK takes pushed frames (Daily, LiveKit); `sent` records
-    (perf_counter, first sample) of each frame just before it is handed over.
-    """
-
-    def __init__(self, signal: Signal, write: Callable[[np.ndarray], Awaitable[None]]):
-        self.signal = signal
-        self.sent: list[tuple[float, int]] = []
-        self._write = write
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        """Start playing."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._play())
-
-    async def stop(self) -> None:
-        """Stop playing."""
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _play(self) -> None:
-        start = time.perf_counter()
-        sample = 0
-        while True:
-            wait = start + sample / SAMPLE_RATE - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            samples = np.asarray(self.signal(sample, FRAME_SAMPLES), dtype=np.int16)
-            self.sent.append((time.perf_counter(), sample))
-            await self._write(samples)
-            sample += FRAME_SAMPLES
+    joined: float = 0.0
+    setup: dict[str, float] = field(default_factory=dict)
 
 
 def configure_ice(addresses: list[str] | None) -> None:
@@ -182,8 +75,6 @@ def configure_ice(addresses: list[str] | None) -> None:
         addresses = [a.strip() for a in os.environ.get("WEBRTC_ICE_ADDRESSES", "").split(",")]
     addresses = [a for a in addresses if a]
     if addresses:
-        from transports.webrtc import restrict_ice_addresses
-
         restrict_ice_addresses(addresses)
 
 
@@ -212,12 +103,12 @@ async def connect_room(server: str, platform: str, mode: str, http: aiohttp.Clie
                 )
     except aiohttp.ClientConnectorError as e:
         raise BenchError(
-            f"cannot reach the echo agent at {server}: {_describe(e)} (is the server running?)"
+            f"cannot reach the echo agent at {server}: {network_reason(e)} (is the server running?)"
         ) from None
     except TimeoutError:
         raise BenchError(f"POST {url} got no answer within {HTTP_TIMEOUT:g} s") from None
     except aiohttp.ClientError as e:
-        raise BenchError(f"POST {url} failed: {_describe(e)}") from None
+        raise BenchError(f"POST {url} failed: {network_reason(e)}") from None
     credentials = body.get(platform) if isinstance(body, dict) else None
     if not isinstance(credentials, dict):
         raise BenchError(f"POST {url} returned no {platform} room")
@@ -233,7 +124,7 @@ async def open_session(
     signal: Signal | None = None,
     receive_audio: bool = False,
     join_timeout: float = 30.0,
-) -> tuple[BenchClient, SessionInfo]:
+) -> tuple[Participant, SessionInfo]:
     """Create a room with a bot through `/connect` and join it as a client.
 
     Args:
@@ -252,55 +143,94 @@ async def open_session(
         raise BenchError(f"unknown platform {platform!r} (one of {', '.join(PLATFORMS)})")
     started = time.perf_counter()
     credentials = await connect_room(server, platform, mode, http)
-    client: BenchClient
+    info = SessionInfo(platform, "", started, setup={"connect": time.perf_counter() - started})
+    joining = time.perf_counter()
     if platform == "webrtc":
         offer_url = _field(credentials, "offer_url")
-        client = WebRTCBenchClient(signal=signal, receive_audio=receive_audio)
-        room = str(credentials.get("session_id", ""))
+        client = WebRTCParticipant(signal, receive_audio=receive_audio)
+        info.room = str(credentials.get("session_id", ""))
         join = client.connect(offer_url, http, join_timeout)
     elif platform == "daily":
-        from echo_bench.daily_client import DailyBenchClient
+        from echo_bench.participants.daily import DailyParticipant
 
         room_url, token = _field(credentials, "room_url"), _field(credentials, "token")
-        client = DailyBenchClient(signal=signal, receive_audio=receive_audio)
-        room = room_url.rstrip("/").rsplit("/", 1)[-1]
+        client = DailyParticipant(signal, receive_audio=receive_audio)
+        info.room = room_url.rstrip("/").rsplit("/", 1)[-1]
         join = client.connect(room_url, token, join_timeout)
     else:
-        from echo_bench.livekit_client import LiveKitBenchClient
+        from echo_bench.participants.livekit import LiveKitParticipant
 
         server_url, token = _field(credentials, "server_url"), _field(credentials, "token")
-        client = LiveKitBenchClient(signal=signal, receive_audio=receive_audio)
-        room = str(credentials.get("room_name", ""))
-        join = client.connect(server_url, token, join_timeout)
+        client = LiveKitParticipant(signal, receive_audio=receive_audio)
+        info.room = str(credentials.get("room_name", ""))
+        join = client.connect(server_url, token, join_timeout, room=info.room)
     try:
         await join
-    except BaseException:
+    except BaseException as e:
         await client.close()
+        if isinstance(e, ParticipantError):
+            raise BenchError(str(e)) from None
         raise
-    return client, SessionInfo(platform=platform, room=room, connect_started=started)
+    info.joined = time.perf_counter()
+    info.setup |= {"join": info.joined - joining, **client.setup}
+    return client, info
 
 
-async def wait_for_pong(client: BenchClient, join_timeout: float) -> float:
+async def offer_session(
+    offer_url: str,
+    http: aiohttp.ClientSession,
+    *,
+    signal: Signal | None = None,
+    join_timeout: float = 30.0,
+) -> tuple[WebRTCParticipant, SessionInfo]:
+    """Join any peer that answers the agent's offer protocol at `offer_url` (aiortc).
+
+    Raises:
+        BenchError: the offer failed or the data channel did not open.
+    """
+    client = WebRTCParticipant(signal)
+    started = time.perf_counter()
+    try:
+        await client.connect(offer_url, http, join_timeout)
+    except BaseException as e:
+        await client.close()
+        if isinstance(e, ParticipantError):
+            raise BenchError(str(e)) from None
+        raise
+    joined = time.perf_counter()
+    setup = {"join": joined - started, **client.setup}
+    return client, SessionInfo("webrtc", client.pc_id or "", started, joined, setup)
+
+
+async def wait_for_pong(client: Participant, join_timeout: float, wire: Wire = SEED) -> float:
     """Probe with pings (negative seqs) until the bot answers; returns the arrival time.
 
     Raises:
-        BenchError: no pong within `join_timeout` seconds.
+        BenchError: no pong within `join_timeout` seconds, or the client cannot send.
     """
     deadline = time.perf_counter() + join_timeout
     seq = 0
     while (remaining := deadline - time.perf_counter()) > 0:
         seq -= 1
-        await client.send({"type": "ping", "timestamp": time.time(), "seq": seq})
+        await send(client, wire.ping(seq))
         probe_end = time.perf_counter() + min(PROBE_INTERVAL, remaining)
         while (wait := probe_end - time.perf_counter()) > 0:
             try:
-                arrival, message = await asyncio.wait_for(client.next_message(), wait)
+                arrival, message = await client.next_message(wait)
             except TimeoutError:
                 break
-            probe = message.get("seq")
-            if message.get("type") in ("pong", "ping") and isinstance(probe, int) and probe < 0:
+            reply = parse_reply(wire.reply(message))
+            if isinstance(reply, Pong) and reply.seq < 0:
                 return arrival
     raise BenchError(f"the bot did not answer a ping within {join_timeout:g} s")
+
+
+async def send(client: Participant, message: dict) -> None:
+    """Send one app message; a participant's failure becomes a `BenchError`."""
+    try:
+        await client.send(message)
+    except ParticipantError as e:
+        raise BenchError(str(e)) from None
 
 
 def _field(credentials: dict, name: str) -> str:
@@ -309,13 +239,3 @@ def _field(credentials: dict, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise BenchError(f"/connect returned no {name}")
     return value
-
-
-def _describe(error: Exception) -> str:
-    """A short description of a network error (no internals, no URLs with tokens)."""
-    cause = getattr(error, "os_error", None) or error
-    if isinstance(cause, socket.gaierror) and cause.strerror:
-        return cause.strerror.lower()
-    if isinstance(cause, OSError) and cause.errno and cause.errno > 0:
-        return os.strerror(cause.errno).lower()
-    return str(cause) or type(error).__name__

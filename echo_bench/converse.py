@@ -22,10 +22,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from loguru import logger
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config import Settings
-from echo_bench.participants import ConverseError, Room, Speaker
+from echo_bench.rooms import (
+    ConverseError,
+    Room,
+    Speaker,
+    join_daily,
+    join_livekit,
+    join_local,
+    unique_identity,
+)
 from echo_bench.tones import (
     FRAME_SAMPLES,
     SAMPLE_RATE,
@@ -51,6 +59,18 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PLATFORM = 3
 EXIT_INTERRUPTED = 130
+
+
+class Environment(BaseSettings):
+    """The credentials converse reads from the environment and `.env` (names case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    livekit_url: str | None = None
+    livekit_api_key: str | None = None
+    livekit_api_secret: SecretStr | None = None
+    daily_api_key: SecretStr | None = None
+    daily_api_url: str = "https://api.daily.co/v1"
 
 
 class CredentialsError(Exception):
@@ -287,7 +307,7 @@ def load_credentials(
         return None
     section = _config_section(platform, config_path)
     try:
-        settings = Settings()
+        settings = Environment()
     except ValidationError as e:
         fields = ", ".join(str(err["loc"][0]).upper() for err in e.errors() if err["loc"])
         raise CredentialsError(f"invalid settings in the environment: {fields}") from None
@@ -368,8 +388,6 @@ async def converse(
     Raises:
         ConverseError: the platform failed to set the conversation up.
     """
-    from transports.livekit import unique_identity  # imports Pipecat: only when running
-
     turns = conversation_turns(options.duration, seed=options.seed)
     length = round(options.duration * SAMPLE_RATE / FRAME_SAMPLES) * FRAME_SAMPLES
     speakers = []
@@ -447,13 +465,9 @@ async def _join(
 ) -> AsyncIterator[Room]:
     """Both speakers in one room of the chosen platform (SDKs are imported only if used)."""
     if options.platform == "local":
-        from echo_bench.participants import local
-
-        room = local.join(customer, support, options.connect_timeout)
+        room = join_local(customer, support, options.connect_timeout)
     elif options.platform == "livekit":
-        from echo_bench.participants import livekit
-
-        room = livekit.join(
+        room = join_livekit(
             customer,
             support,
             credentials.url,
@@ -463,9 +477,7 @@ async def _join(
             options.duration,
         )
     else:
-        from echo_bench.participants import daily
-
-        room = daily.join(
+        room = join_daily(
             customer,
             support,
             credentials.api_key,

@@ -17,8 +17,9 @@ import aiohttp
 from echo_bench.clients import (
     BenchClient,
     BenchError,
-    WebRTCBenchClient,
+    offer_session,
     open_session,
+    send,
     wait_for_pong,
 )
 from echo_bench.options import (
@@ -31,6 +32,7 @@ from echo_bench.options import (
 )
 from echo_bench.output import PING_ROWS, summary_table, write_csv, write_json
 from echo_bench.stats import PingLog, summarize
+from echo_bench.wire import SEED, Wire
 
 __all__ = [
     "PingRun",
@@ -81,6 +83,7 @@ async def run_pings(
     interval: float,
     pong_timeout: float = 5.0,
     *,
+    wire: Wire = SEED,
     on_sent: Callable[[], None] | None = None,
 ) -> PingLog:
     """Send `count` pings (seq 0..count-1) every `interval` s and match the pongs.
@@ -95,9 +98,10 @@ async def run_pings(
     async def receive():
         while True:
             arrival, message = await client.next_message()
-            if _is_probe_reply(message):
+            reply = wire.reply(message)
+            if reply is None or _is_probe_reply(reply):
                 continue
-            log.received(arrival, message)
+            log.received(arrival, reply)
             if log.answered == count:
                 settled.set()
 
@@ -108,9 +112,10 @@ async def run_pings(
             wait = start + seq * interval - time.perf_counter()
             if wait > 0:
                 await asyncio.sleep(wait)
-            message = {"type": "ping", "timestamp": time.time(), "seq": seq}
-            log.sent(seq, message["timestamp"], time.perf_counter())
-            await client.send(message)
+            sent_time = time.time()
+            message = wire.ping(seq, sent_time)
+            log.sent(seq, sent_time, time.perf_counter())
+            await send(client, message)
             if on_sent:
                 on_sent()
         last = max((s.sent_perf for s in log.samples.values()), default=time.perf_counter())
@@ -208,16 +213,13 @@ async def ping_offer_url(
     Raises:
         BenchError: the offer failed or the peer never answered.
     """
-    client = WebRTCBenchClient()
-    started = time.perf_counter()
+    client, info = await offer_session(offer_url, http, join_timeout=join_timeout)
     try:
-        await client.connect(offer_url, http, join_timeout)
         first_pong = await wait_for_pong(client, join_timeout)
         log = await run_pings(client, count, interval, pong_timeout)
     finally:
         await client.close()
-    room = client.client.pc_id or ""
-    return PingRun(log=log, room=room, connect_to_first_pong=first_pong - started)
+    return PingRun(log=log, room=info.room, connect_to_first_pong=first_pong - info.connect_started)
 
 
 def sample_rows(runs: list[PingRun]) -> list[dict]:

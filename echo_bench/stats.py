@@ -5,12 +5,13 @@ time (the server's clock minus the server's clock) are computed: the two clocks 
 never compared with each other.
 """
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
+
+from echo_bench.wire import Pong, parse_reply
 
 __all__ = [
     "PingLog",
@@ -100,10 +101,10 @@ class PingLog:
         return sample
 
     def received(self, arrival_perf: float, message: dict) -> PingOutcome:
-        """Match one reply, arrived at `arrival_perf`, to its ping."""
-        seq = message.get("seq")
-        sample = self.samples.get(seq) if _is_seq(seq) else None
-        if sample is None or not _is_reply(message):
+        """Match one reply (seed format), arrived at `arrival_perf`, to its ping."""
+        reply = parse_reply(message)
+        sample = self.samples.get(reply.seq) if isinstance(reply, Pong) else None
+        if sample is None:
             self.unexpected += 1
             return PingOutcome.UNEXPECTED
         if sample.rtt is not None or sample.late_rtt is not None:
@@ -118,28 +119,13 @@ class PingLog:
             return PingOutcome.LATE
         sample.rtt = rtt
         self.answered += 1
-        sample.server_receive_time = _number(message.get("server_receive_time"))
-        sample.server_send_time = _number(message.get("server_send_time"))
+        sample.server_receive_time = reply.server_receive_time
+        sample.server_send_time = reply.server_send_time
         return PingOutcome.SAMPLE
 
     def ordered(self) -> list[PingSample]:
         """The samples in send order."""
         return sorted(self.samples.values(), key=lambda s: s.sent_perf)
-
-
-def _is_seq(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_reply(message: dict) -> bool:
-    # A pong from the echo agent, or the ping itself from a peer that echoes messages.
-    return message.get("type") in ("pong", "ping")
-
-
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from echo_bench.media import FRAME_SAMPLES, SAMPLE_RATE
+
 __all__ = [
     "DETECTION_PURITY",
     "FRAME_SAMPLES",
@@ -29,8 +31,6 @@ __all__ = [
     "tone_purity",
 ]
 
-SAMPLE_RATE = 48000
-FRAME_SAMPLES = 960  # 20 ms at 48 kHz
 FULL_SCALE = 32767
 
 SILENCE_RMS = FULL_SCALE * 10 ** (-60 / 20)
@@ -92,7 +92,7 @@ class Voice:
     The voice is silent until `start()`; the conversation then begins with the next block
     asked for and lasts `length` samples, after which the voice is silent again. Calling it
     as `voice(first_sample, count)` gives the next block (the `Signal` of
-    `echo_bench.webrtc_client`), and counts what was handed to the transport.
+    `echo_bench.media`), and counts what was handed to the transport.
 
     `silent=True` keeps the schedule, and so the talk time the other side should hear, but
     sends silence: the way to check that a direction that carries nothing fails.

@@ -8,14 +8,15 @@ that needs no cloud (callbacks, a refused connection on 127.0.0.1) always runs.
 import asyncio
 import json
 import os
+import time
 
 import numpy as np
 import pytest
 
 from echo_bench import cli
-from echo_bench.clients import BenchError
-from echo_bench.daily_client import DailyBenchClient
-from echo_bench.livekit_client import LiveKitBenchClient
+from echo_bench.participants import ParticipantError
+from echo_bench.participants.daily import DailyParticipant, _Events
+from echo_bench.participants.livekit import LiveKitParticipant
 from tests.conftest import free_port, run_server
 
 CREDENTIALS = {
@@ -69,15 +70,15 @@ def test_audio_through_the_cloud(platform, cloud_server, tmp_path, capsys):
     assert 20 < summary["latency_ms"]["max"] < 1000
 
 
-async def test_livekit_client_refused_on_a_closed_port_is_a_bench_error():
-    client = LiveKitBenchClient()
-    with pytest.raises(BenchError, match="LiveKit room"):
+async def test_livekit_client_refused_on_a_closed_port_is_a_participant_error():
+    client = LiveKitParticipant()
+    with pytest.raises(ParticipantError, match="LiveKit room"):
         await client.connect(f"ws://127.0.0.1:{free_port()}", "not-a-token", join_timeout=10)
     await client.close()
 
 
 async def test_livekit_client_keeps_json_object_packets_only():
-    client = LiveKitBenchClient()
+    client = LiveKitParticipant()
 
     class Packet:
         def __init__(self, data):
@@ -92,8 +93,9 @@ async def test_livekit_client_keeps_json_object_packets_only():
 
 
 async def test_daily_client_callbacks_reach_the_loop():
-    client = DailyBenchClient(receive_audio=True)
+    client = DailyParticipant(receive_audio=True)
     client._loop = asyncio.get_running_loop()
+    events = _Events(client, client._loop)
 
     class Audio:
         sample_rate = 48000
@@ -101,10 +103,13 @@ async def test_daily_client_callbacks_reach_the_loop():
         audio_frames = np.arange(8, dtype=np.int16).tobytes()
 
     await asyncio.to_thread(client._on_audio, "bot", Audio(), "microphone")
-    client._on_app_message(1.0, {"type": "pong", "seq": 0})
-    client._on_app_message(2.0, "not an object")
+    before = time.perf_counter()
+    await asyncio.to_thread(events.on_app_message, {"type": "pong", "seq": 0}, "bot")
+    await asyncio.to_thread(events.on_app_message, "not an object", "bot")
     await asyncio.sleep(0.01)
-    assert await asyncio.wait_for(client.next_message(), 1) == (1.0, {"type": "pong", "seq": 0})
+    arrival, message = await asyncio.wait_for(client.next_message(), 1)
+    assert message == {"type": "pong", "seq": 0}
+    assert before < arrival < time.perf_counter()
     assert client.messages.empty()
     [(arrival, block)] = client.received.blocks
     assert arrival > 0

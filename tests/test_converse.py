@@ -13,7 +13,8 @@ from aiohttp import web
 
 from config import Settings
 from echo_bench.cli import main
-from echo_bench.participants import ConverseError, Speaker
+from echo_bench.participants import ParticipantError
+from echo_bench.rooms import ConverseError, Speaker
 from echo_bench.tones import Voice
 from tests.conftest import free_port
 
@@ -244,16 +245,16 @@ class FakeParticipant:
     left: list[str] = []
     fail_for: str | None = None
 
-    def __init__(self, speaker: Speaker):
-        self.speaker = speaker
+    def __init__(self, voice: Voice, *, label: str, name: str, listen_to: str, received):
+        self.role = label
 
-    async def join(self, url: str, token: str, connect_timeout: float) -> None:
-        if self.speaker.role == self.fail_for:
-            raise ConverseError(f"daily: {self.speaker.role} could not join")
-        FakeParticipant.joined.append((self.speaker.role, url, token))
+    async def connect(self, url: str, token: str, connect_timeout: float) -> None:
+        if self.role == self.fail_for:
+            raise ParticipantError(f"daily: {self.role} could not join")
+        FakeParticipant.joined.append((self.role, url, token))
 
-    async def leave(self) -> None:
-        FakeParticipant.left.append(self.speaker.role)
+    async def close(self) -> None:
+        FakeParticipant.left.append(self.role)
 
 
 def speakers() -> tuple[Speaker, Speaker]:
@@ -264,18 +265,18 @@ def speakers() -> tuple[Speaker, Speaker]:
 
 @pytest.fixture
 def fake_participants(monkeypatch):
+    from echo_bench import rooms
     from echo_bench.participants import daily
 
-    monkeypatch.setattr(daily, "_Participant", FakeParticipant)
-    monkeypatch.setattr(daily, "init_daily", lambda: None)
+    monkeypatch.setattr(daily, "DailyParticipant", FakeParticipant)
     FakeParticipant.joined, FakeParticipant.left, FakeParticipant.fail_for = [], [], None
-    return daily
+    return rooms
 
 
 async def test_daily_room_is_private_tokened_and_deleted_at_the_end(fake_participants):
     customer, support = speakers()
     async with fake_daily_api() as (api_url, requests):
-        async with fake_participants.join(customer, support, SECRET, api_url, 5, 10) as room:
+        async with fake_participants.join_daily(customer, support, SECRET, api_url, 5, 10) as room:
             assert room.name.startswith("converse-")
             created = requests[0][2]
             assert requests[0][:2] == ("POST", "/rooms")
@@ -298,7 +299,7 @@ async def test_daily_room_is_deleted_when_a_join_fails(fake_participants):
     FakeParticipant.fail_for = "support"
     async with fake_daily_api() as (api_url, requests):
         with pytest.raises(ConverseError, match="support could not join"):
-            async with fake_participants.join(customer, support, SECRET, api_url, 5, 10):
+            async with fake_participants.join_daily(customer, support, SECRET, api_url, 5, 10):
                 pytest.fail("joined although support failed")
         name = requests[0][2]["name"]
         assert requests[-1] == ("DELETE", f"/rooms/{name}", None)

@@ -1,9 +1,9 @@
-"""echo_bench/daily_call.py: join settings and completions shared by both Daily clients."""
+"""echo_bench/participants/daily.py: the join settings and the thread-to-loop completions."""
 
 import asyncio
 import threading
 
-from echo_bench.daily_call import completion, join_settings
+from echo_bench.participants.daily import completion, join_settings
 
 
 def test_join_settings_publish_the_custom_microphone_when_given():

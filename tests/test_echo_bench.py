@@ -24,10 +24,10 @@ from echo_bench.bursts import (
     measure_audio_roundtrip,
     summarize_bursts,
 )
+from echo_bench.media import FRAME_SAMPLES, SAMPLE_RATE, ReceivedAudio
 from echo_bench.ping import ping_offer_url, run_pings
 from echo_bench.report import report_table
 from echo_bench.stats import describe, jitter
-from echo_bench.webrtc_client import FRAME_SAMPLES, SAMPLE_RATE, ReceivedAudio
 from tests.conftest import ROOT, free_port, run_server
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -1,11 +1,18 @@
-"""The two programmatic participants of `echo-bench converse`, one module per platform.
+"""One participant per SDK, used by `ping`, `audio` and `converse` alike.
 
-Each platform module exposes `join(customer, support, ...)`, an async context manager
-that brings both speakers into one room, publishes each one's `Voice`, records what each
-hears from the other into its `heard`, and yields a `Room`; leaving the block leaves the
-room (and deletes it where the platform keeps rooms).
+A participant joins a room, sends and receives app messages, publishes and receives
+48 kHz audio, and leaves.
+
+| module | SDK | participant |
+|---|---|---|
+| `echo_bench.participants.webrtc` | aiortc | `WebRTCParticipant` |
+| `echo_bench.participants.daily` | daily-python | `DailyParticipant` |
+| `echo_bench.participants.livekit` | livekit (rtc) | `LiveKitParticipant` |
+
+Each SDK module is imported only by whoever uses that platform; this package imports
+none of them.
 """
 
-from echo_bench.participants.base import ConverseError, Room, Speaker, pump, scrub
+from echo_bench.participants.base import Participant, ParticipantError, network_reason, scrub
 
-__all__ = ["ConverseError", "Room", "Speaker", "pump", "scrub"]
+__all__ = ["Participant", "ParticipantError", "network_reason", "scrub"]

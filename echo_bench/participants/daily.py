@@ -1,174 +1,214 @@
-"""Daily: a room made through the REST API, both speakers in it with daily-python, then deleted.
+"""Daily (daily-python): a participant in a Daily room.
 
 daily-python calls back on its own threads while holding the GIL; calling a `CallClient`
-method from inside a callback and waiting on it deadlocks, so callbacks only hand work to
-the event loop.
+method from inside a callback and waiting on it deadlocks, so callbacks only take the
+arrival time and hand the rest to the event loop.
 """
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+import time
+from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import numpy as np
-from daily import AudioData, CallClient, CustomAudioSource, CustomAudioTrack, EventHandler
+from daily import AudioData, CallClient, CustomAudioSource, CustomAudioTrack, Daily, EventHandler
 from loguru import logger
 
-from echo_bench.daily_call import completion, init_daily, join_settings
-from echo_bench.participants.base import ConverseError, Room, Speaker, pump, scrub
-from echo_bench.tones import FRAME_SAMPLES, SAMPLE_RATE
-from transports.daily import DailyRooms
-from transports.errors import PlatformAPIError
+from echo_bench.media import FRAME_SAMPLES, SAMPLE_RATE, Signal, first_channel
+from echo_bench.participants.base import Participant, scrub
 
-__all__ = ["join"]
+__all__ = ["DailyParticipant", "completion", "init_daily", "join_settings"]
 
-ROOM_TTL_MARGIN_SECS = 300.0
+LEAVE_TIMEOUT_SECS = 10.0
+
+_initialized = False
 
 
-@asynccontextmanager
-async def join(
-    customer: Speaker,
-    support: Speaker,
-    api_key: str,
-    api_url: str,
-    connect_timeout: float,
-    duration: float,
-) -> AsyncIterator[Room]:
-    """Both speakers in a new private room named `converse-<hex>`, deleted on the way out.
+def init_daily() -> None:
+    """Initialize daily-python, once per process."""
+    global _initialized
+    if not _initialized:
+        Daily.init()
+        _initialized = True
 
-    The customer joins with a participant token, support with an owner token.
 
-    Raises:
-        ConverseError: the room could not be made, or a speaker could not join.
+def join_settings(microphone_track_id: str | None) -> dict[str, Any]:
+    """`client_settings` for a join: no camera; a mono custom microphone when a track is given."""
+    microphone = microphone_track_id is not None
+    return {
+        "inputs": {
+            "camera": {"isEnabled": False},
+            "microphone": {
+                "isEnabled": microphone,
+                "settings": {"customTrack": {"id": microphone_track_id or "no-microphone-track"}},
+            },
+        },
+        "publishing": {
+            "camera": {"isPublishing": False},
+            "microphone": {
+                "isPublishing": microphone,
+                "sendSettings": {"channelConfig": "mono"},
+            },
+        },
+    }
+
+
+def completion(loop: asyncio.AbstractEventLoop, future: asyncio.Future) -> Callable[..., None]:
+    """A daily-python completion (called on its thread) that resolves `future` on `loop`.
+
+    The result is the single argument, the tuple of several, or None without any.
     """
-    init_daily()
-    name = f"converse-{uuid.uuid4().hex[:12]}"
-    async with aiohttp.ClientSession() as session, AsyncExitStack() as stack:
-        rooms = DailyRooms(api_key, api_url, session)
-        try:
-            room = await rooms.create(
-                name,
-                ttl=duration + connect_timeout + ROOM_TTL_MARGIN_SECS,
-                private=True,
-                bot_name=support.identity,
-            )
-        except PlatformAPIError as e:
-            raise ConverseError(str(e)) from None
-        logger.info(f"Daily room {room.name} created")
-        stack.push_async_callback(_delete, rooms, room.name)
-        for speaker, token in ((customer, room.client_token), (support, room.bot_token)):
-            participant = _Participant(speaker)
-            stack.push_async_callback(participant.leave)
-            await participant.join(room.url, token, connect_timeout)
-        yield Room(room.name)
+
+    def resolve(*args) -> None:
+        if not future.done():
+            future.set_result(args if len(args) > 1 else (args[0] if args else None))
+
+    return lambda *args: loop.call_soon_threadsafe(resolve, *args)
 
 
-async def _delete(rooms: DailyRooms, name: str) -> None:
-    if await rooms.delete(name):
-        logger.info(f"Daily room {name} deleted")
+class _Events(EventHandler):
+    """daily-python's callbacks, forwarded to the participant on its event loop."""
 
-
-class _Handler(EventHandler):
-    """Forwards daily-python's events to the event loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, forward: Callable[..., None]):
+    def __init__(self, owner: "DailyParticipant", loop: asyncio.AbstractEventLoop):
         super().__init__()
+        self._owner = owner
         self._loop = loop
-        self._forward = forward
 
-    def _post(self, *args) -> None:
-        self._loop.call_soon_threadsafe(self._forward, *args)
+    def _post(self, handler: Callable[..., None], *args) -> None:
+        self._loop.call_soon_threadsafe(handler, *args)
+
+    def on_app_message(self, message: Any, sender: str) -> None:
+        self._post(self._owner.deliver, time.perf_counter(), message)
 
     def on_call_state_updated(self, state: str) -> None:
-        self._post("state", state)
+        self._post(self._owner.log, f"call state {state}")
 
     def on_participant_joined(self, participant: dict[str, Any]) -> None:
-        self._post("joined", participant)
+        self._post(self._owner._on_joined, dict(participant))
 
     def on_participant_left(self, participant: dict[str, Any], reason: str) -> None:
-        self._post("left", participant, reason)
+        self._post(self._owner._on_left, dict(participant), reason)
 
     def on_error(self, message: str) -> None:
-        self._post("error", message)
+        self._post(self._owner._on_error, str(message))
 
 
-class _Participant:
-    """One speaker in a Daily room: a custom microphone track and the other's audio heard."""
+class DailyParticipant(Participant):
+    """One participant in a Daily room.
 
-    def __init__(self, speaker: Speaker):
-        self._speaker = speaker
-        self._loop = asyncio.get_running_loop()
-        self._client = CallClient(event_handler=_Handler(self._loop, self._on_event))
-        self._source = CustomAudioSource(SAMPLE_RATE, 1)
-        self._track = CustomAudioTrack(self._source)
-        self._stop = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
-        self._listening_to: str | None = None
+    App messages are broadcast to the room. The microphone is a custom audio track fed in
+    real time; the other participants' microphones (only `listen_to`'s, by user name, when
+    given) are rendered at 48 kHz mono in 20 ms blocks.
+    """
+
+    platform = "daily"
+
+    def __init__(self, signal: Signal | None = None, *, name: str | None = None, **options):
+        """Initialize the participant; `name` is its user name in the room.
+
+        `options` are `Participant`'s (`receive_audio`, `label`, `listen_to`, `received`).
+        """
+        super().__init__(signal, **options)
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: CallClient | None = None
+        self._source: CustomAudioSource | None = None
+        self._rendering: set[str] = set()
         self._joined = False
 
-    async def join(self, url: str, token: str, connect_timeout: float) -> None:
-        role = self._speaker.role
+    async def connect(self, room_url: str, token: str | None, join_timeout: float = 30.0) -> None:
+        """Join the room and start the microphone; `setup` gets `join`.
+
+        Raises:
+            ParticipantError: the join failed or timed out.
+        """
+        init_daily()
+        self._loop = asyncio.get_running_loop()
+        self._client = CallClient(event_handler=_Events(self, self._loop))
+        track_id = None
+        if self._clock is not None:
+            self._source = CustomAudioSource(SAMPLE_RATE, 1)
+            track_id = CustomAudioTrack(self._source).id
         self._client.update_subscription_profiles(
             {"base": {"camera": "unsubscribed", "screenVideo": "unsubscribed"}}
         )
-        self._client.set_user_name(self._speaker.identity)
-        future = self._loop.create_future()
+        if self._name:
+            self._client.set_user_name(self._name)
+        action = f"join room {room_url.rstrip('/').rsplit('/', 1)[-1]}"
+        started = time.perf_counter()
+        joined = self._loop.create_future()
         self._client.join(
-            url,
-            token,
-            client_settings=join_settings(self._track.id),
-            completion=completion(self._loop, future),
+            room_url,
+            meeting_token=token,
+            client_settings=join_settings(track_id),
+            completion=completion(self._loop, joined),
         )
         try:
-            _data, error = await asyncio.wait_for(future, connect_timeout)
+            _data, error = await asyncio.wait_for(joined, join_timeout)
         except TimeoutError:
-            raise ConverseError(
-                f"daily: {role} could not join within {connect_timeout:g} s"
-            ) from None
+            raise self.error(action, f"timed out after {join_timeout:g} s") from None
         if error:
-            raise ConverseError(f"daily: {role} could not join: {scrub(str(error), token)}")
+            raise self.error(action, str(error), token or "")
+        self.setup = {"join": time.perf_counter() - started}
         self._joined = True
-        logger.info(f"{role}: joined the Daily room as {self._speaker.identity}")
-        self._spawn(pump(self._speaker.voice, self._send, self._stop))
+        self.log(f"joined the Daily room{f' as {self._name}' if self._name else ''}")
+        if self._source is not None:
+            self.play(self._write)
         for participant_id, participant in self._client.participants().items():
             if participant_id != "local":
-                await self._maybe_listen(participant)
+                self.spawn(self._listen(dict(participant)))
 
-    async def leave(self) -> None:
-        self._stop.set()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._joined:
-            future = self._loop.create_future()
-            self._client.leave(completion=completion(self._loop, future))
-            try:
-                await asyncio.wait_for(future, 10.0)
-            except TimeoutError:
-                logger.warning(f"{self._speaker.role}: leaving the Daily room timed out")
-        # Returns only once a join still under way has ended (~20 s for an unreachable room).
-        await asyncio.to_thread(self._client.release)
+    async def send(self, message: dict) -> None:
+        """Broadcast one app message.
 
-    async def _send(self, samples: np.ndarray) -> None:
-        future = self._loop.create_future()
-        self._source.write_frames(samples.tobytes(), completion=completion(self._loop, future))
-        await future
+        Raises:
+            ParticipantError: not in a room.
+        """
+        if self._client is None or not self._joined:
+            raise self.error("send", "not in a Daily room")
+        self._client.send_app_message(message, None)
 
-    async def _maybe_listen(self, participant: dict[str, Any]) -> None:
-        """Subscribe to `participant`'s microphone if it is the other speaker."""
-        name = participant.get("info", {}).get("userName")
-        participant_id = participant.get("id")
-        if name != self._speaker.listens_to or not participant_id or self._listening_to:
+    async def close(self) -> None:
+        """Stop the microphone, leave and release the call client."""
+        await self.stop_tasks()
+        if self._client is None:
             return
-        self._listening_to = participant_id
-        future = self._loop.create_future()
+        client, self._client = self._client, None
+        if self._joined:
+            left = self._loop.create_future()
+            client.leave(completion=completion(self._loop, left))
+            try:
+                await asyncio.wait_for(left, LEAVE_TIMEOUT_SECS)
+            except TimeoutError:
+                self.log("leaving the Daily room timed out")
+        # Returns only once a join still under way has ended (~20 s for an unreachable room).
+        await asyncio.to_thread(client.release)
+
+    async def _write(self, samples: np.ndarray) -> None:
+        done = self._loop.create_future()
+        self._source.write_frames(samples.tobytes(), completion=completion(self._loop, done))
+        await done
+
+    async def _listen(self, participant: dict[str, Any]) -> None:
+        """Subscribe to `participant`'s microphone and render it, if it is to be heard."""
+        participant_id = participant.get("id")
+        info = participant.get("info", {})
+        name = info.get("userName")
+        if (
+            not participant_id
+            or info.get("isLocal")
+            or participant_id in self._rendering
+            or not self.listens_to(name)
+            or self._client is None
+        ):
+            return
+        self._rendering.add(participant_id)
+        subscribed = self._loop.create_future()
         self._client.update_subscriptions(
             participant_settings={participant_id: {"media": {"microphone": "subscribed"}}},
-            completion=completion(self._loop, future),
+            completion=completion(self._loop, subscribed),
         )
-        await future
+        await subscribed
         self._client.set_audio_renderer(
             participant_id,
             self._on_audio,
@@ -176,30 +216,24 @@ class _Participant:
             sample_rate=SAMPLE_RATE,
             callback_interval_ms=FRAME_SAMPLES * 1000 // SAMPLE_RATE,
         )
-        logger.info(f"{self._speaker.role}: subscribed to {name}'s microphone")
+        self.log(f"subscribed to {name or participant_id}'s microphone")
 
     def _on_audio(self, _participant_id: str, audio: AudioData, _source: str) -> None:
-        # On a daily-python thread: only record.
+        # On a daily-python thread: stamp, copy and hand over.
+        arrival = time.perf_counter()
+        if audio.sample_rate != SAMPLE_RATE:
+            return
         samples = np.frombuffer(audio.audio_frames, dtype=np.int16)
-        if audio.num_channels > 1:
-            samples = samples.reshape(-1, audio.num_channels)[:, 0]
-        self._speaker.hear(samples.copy())
+        samples = first_channel(samples, audio.num_channels).copy()
+        self._loop.call_soon_threadsafe(self.received.add, arrival, samples)
 
-    def _on_event(self, kind: str, *args) -> None:
-        role = self._speaker.role
-        if kind == "state":
-            logger.info(f"{role}: call state {args[0]}")
-        elif kind == "joined":
-            name = args[0].get("info", {}).get("userName")
-            logger.info(f"{role}: {name} joined")
-            self._spawn(self._maybe_listen(args[0]))
-        elif kind == "left":
-            name = args[0].get("info", {}).get("userName")
-            logger.info(f"{role}: {name} left ({args[1]})")
-        elif kind == "error":
-            logger.error(f"{role}: Daily error: {scrub(str(args[0]))}")
+    def _on_joined(self, participant: dict[str, Any]) -> None:
+        self.log(f"{participant.get('info', {}).get('userName')} joined")
+        self.spawn(self._listen(participant))
 
-    def _spawn(self, coroutine) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _on_left(self, participant: dict[str, Any], reason: str) -> None:
+        self.log(f"{participant.get('info', {}).get('userName')} left ({reason})")
+        self._rendering.discard(participant.get("id"))
+
+    def _on_error(self, message: str) -> None:
+        logger.error(f"{self.label}: Daily error: {scrub(message)}")

@@ -1,141 +1,150 @@
-"""LiveKit: both speakers join one room (created by the first join) with the rtc SDK."""
+"""LiveKit (the rtc SDK): a participant in a LiveKit room."""
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+import json
+import time
 
 import numpy as np
 from livekit import rtc
-from livekit.rtc.participant import PublishTrackError
-from loguru import logger
+from livekit.rtc.participant import PublishDataError, PublishTrackError
 
-from echo_bench.participants.base import ConverseError, Room, Speaker, pump, scrub
-from echo_bench.tones import SAMPLE_RATE
-from transports.livekit import client_token
+from echo_bench.media import FRAME_SAMPLES, SAMPLE_RATE, Signal
+from echo_bench.participants.base import Participant
 
-__all__ = ["join"]
+__all__ = ["LiveKitParticipant"]
 
-TOKEN_TTL_MARGIN_SECS = 300.0
+SOURCE_QUEUE_MS = 100
 
 
-@asynccontextmanager
-async def join(
-    customer: Speaker,
-    support: Speaker,
-    url: str,
-    api_key: str,
-    api_secret: str,
-    connect_timeout: float,
-    duration: float,
-) -> AsyncIterator[Room]:
-    """Both speakers in a new room named `converse-<hex>`, publishing and subscribed.
+class LiveKitParticipant(Participant):
+    """One participant in a LiveKit room.
 
-    Raises:
-        ConverseError: a speaker could not connect or publish.
+    App messages are reliable data packets (JSON) to the whole room. The microphone is an
+    `AudioSource` fed in real time; the other participants' audio tracks (only
+    `listen_to`'s, by identity, when given) are received at 48 kHz mono.
     """
-    name = f"converse-{uuid.uuid4().hex[:12]}"
-    ttl = duration + connect_timeout + TOKEN_TTL_MARGIN_SECS
-    async with AsyncExitStack() as stack:
-        for speaker in (customer, support):
-            token = client_token(api_key, api_secret, name, speaker.identity, ttl)
-            participant = _Participant(speaker, url, token)
-            stack.push_async_callback(participant.leave)
-            await participant.connect(name, connect_timeout)
-        yield Room(name)
 
+    platform = "livekit"
 
-class _Participant:
-    """One speaker in a LiveKit room: a published tone track and the other's track heard."""
+    def __init__(self, signal: Signal | None = None, *, track_name: str = "microphone", **options):
+        """Initialize the participant; `track_name` names its published audio track.
 
-    def __init__(self, speaker: Speaker, url: str, token: str):
-        self._speaker = speaker
-        self._url = url
-        self._token = token
-        self._room = rtc.Room()
+        `options` are `Participant`'s (`receive_audio`, `label`, `listen_to`, `received`).
+        """
+        super().__init__(signal, **options)
+        self._track_name = track_name
+        self._room: rtc.Room | None = None
         self._source: rtc.AudioSource | None = None
-        self._stop = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
+        self._tracks: set[str] = set()
+
+    async def connect(
+        self, server_url: str, token: str, join_timeout: float = 30.0, room: str = ""
+    ) -> None:
+        """Join the room (`room` names it in errors) and publish the microphone.
+
+        `setup` gets `join` (connected) and, with a microphone, `publish`.
+
+        Raises:
+            ParticipantError: the connection or the publication failed or timed out.
+        """
+        self._room = rtc.Room()
+        self._room.on("data_received", self._on_data)
+        self._room.on("track_subscribed", self._on_track)
         self._room.on("connection_state_changed", self._on_state)
         self._room.on("participant_connected", self._on_joined)
         self._room.on("participant_disconnected", self._on_left)
-        self._room.on("track_subscribed", self._on_track)
         self._room.on("disconnected", self._on_disconnected)
-
-    async def connect(self, room_name: str, connect_timeout: float) -> None:
-        role = self._speaker.role
+        action = f"join room {room}" if room else "join the LiveKit room"
+        started = time.perf_counter()
         try:
             await asyncio.wait_for(
-                self._room.connect(self._url, self._token, rtc.RoomOptions(auto_subscribe=True)),
-                connect_timeout,
+                self._room.connect(server_url, token, rtc.RoomOptions(auto_subscribe=True)),
+                join_timeout,
             )
         except TimeoutError:
-            raise ConverseError(
-                f"livekit: {role} could not join room {room_name} within {connect_timeout:g} s"
-            ) from None
+            raise self.error(action, f"timed out after {join_timeout:g} s") from None
         except rtc.ConnectError as e:
-            raise ConverseError(
-                f"livekit: {role} could not join room {room_name}: {scrub(e.message, self._token)}"
-            ) from None
-        logger.info(f"{role}: joined LiveKit room {room_name} as {self._speaker.identity}")
-        self._source = rtc.AudioSource(SAMPLE_RATE, 1)
-        track = rtc.LocalAudioTrack.create_audio_track(f"{role}-tone", self._source)
+            raise self.error(action, e.message, token) from None
+        self.setup = {"join": time.perf_counter() - started}
+        identity = self._room.local_participant.identity
+        self.log(f"joined LiveKit room {self._room.name} as {identity}")
+        if self._clock is not None:
+            await self._publish(join_timeout)
+        for participant in self._room.remote_participants.values():
+            for publication in participant.track_publications.values():
+                if publication.track is not None:
+                    self._on_track(publication.track, publication, participant)
+
+    async def _publish(self, within: float) -> None:
+        started = time.perf_counter()
+        self._source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=SOURCE_QUEUE_MS)
+        track = rtc.LocalAudioTrack.create_audio_track(self._track_name, self._source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         try:
-            await asyncio.wait_for(
-                self._room.local_participant.publish_track(track, options), connect_timeout
-            )
+            publishing = self._room.local_participant.publish_track(track, options)
+            await asyncio.wait_for(publishing, within)
         except (TimeoutError, PublishTrackError) as e:
-            raise ConverseError(
-                f"livekit: {role} could not publish its audio track ({type(e).__name__})"
-            ) from None
-        logger.info(f"{role}: published {track.name} ({self._speaker.voice.tone_hz:g} Hz)")
-        self._spawn(pump(self._speaker.voice, self._send, self._stop))
+            raise self.error("publish its audio track", type(e).__name__) from None
+        self.setup["publish"] = time.perf_counter() - started
+        self.log(f"published {self._track_name}")
+        self.play(self._write)
 
-    async def leave(self) -> None:
-        self._stop.set()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._room.disconnect()
+    async def send(self, message: dict) -> None:
+        """Publish one reliable data packet to the room.
+
+        Raises:
+            ParticipantError: not connected, or LiveKit refused the packet.
+        """
+        if self._room is None:
+            raise self.error("send", "not in a LiveKit room")
+        try:
+            await self._room.local_participant.publish_data(json.dumps(message), reliable=True)
+        except PublishDataError as e:
+            raise self.error("send a data packet", e.message) from None
+
+    async def close(self) -> None:
+        """Stop the microphone and the audio streams, and disconnect."""
+        await self.stop_tasks()
+        if self._room is not None:
+            room, self._room = self._room, None
+            await room.disconnect()
         if self._source is not None:
-            await self._source.aclose()
+            source, self._source = self._source, None
+            await source.aclose()
 
-    async def _send(self, samples: np.ndarray) -> None:
-        frame = rtc.AudioFrame(samples.tobytes(), SAMPLE_RATE, 1, len(samples))
+    async def _write(self, samples: np.ndarray) -> None:
+        frame = rtc.AudioFrame(samples.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES)
         await self._source.capture_frame(frame)
 
-    async def _hear(self, track: rtc.Track) -> None:
-        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        self.deliver(time.perf_counter(), packet.data)
+
+    def _on_track(self, track, _publication, participant) -> None:
+        if track.kind != rtc.TrackKind.KIND_AUDIO or not self.listens_to(participant.identity):
+            return
+        if track.sid in self._tracks:
+            return
+        self._tracks.add(track.sid)
+        self.log(f"subscribed to {participant.identity}'s {track.name}")
+        stream = rtc.AudioStream.from_track(track=track, sample_rate=SAMPLE_RATE, num_channels=1)
+        self.spawn(self._record(stream))
+
+    async def _record(self, stream: rtc.AudioStream) -> None:
         try:
             async for event in stream:
-                samples = np.frombuffer(event.frame.data, dtype=np.int16).copy()
-                self._speaker.hear(samples)
+                arrival = time.perf_counter()
+                self.received.add(arrival, np.frombuffer(event.frame.data, dtype=np.int16).copy())
         finally:
             await stream.aclose()
 
-    def _on_track(self, track, publication, participant) -> None:
-        if (
-            track.kind != rtc.TrackKind.KIND_AUDIO
-            or participant.identity != self._speaker.listens_to
-        ):
-            return
-        logger.info(f"{self._speaker.role}: subscribed to {participant.identity}'s {track.name}")
-        self._spawn(self._hear(track))
-
     def _on_joined(self, participant) -> None:
-        logger.info(f"{self._speaker.role}: {participant.identity} joined")
+        self.log(f"{participant.identity} joined")
 
     def _on_left(self, participant) -> None:
-        logger.info(f"{self._speaker.role}: {participant.identity} left")
+        self.log(f"{participant.identity} left")
 
     def _on_state(self, state) -> None:
-        logger.info(f"{self._speaker.role}: connection {rtc.ConnectionState.Name(state)}")
+        self.log(f"connection {rtc.ConnectionState.Name(state)}")
 
     def _on_disconnected(self, reason) -> None:
-        logger.info(f"{self._speaker.role}: disconnected ({rtc.DisconnectReason.Name(reason)})")
-
-    def _spawn(self, coroutine) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.log(f"disconnected ({rtc.DisconnectReason.Name(reason)})")
