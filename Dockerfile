@@ -28,6 +28,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY server.py bot.py config.py ice_addresses.py pool.py worker.py ./
 COPY processors/ processors/
 COPY transports/ transports/
+COPY static/ static/
 
 USER 10001:10001
 
