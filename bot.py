@@ -7,10 +7,10 @@ takes over.
 
 import argparse
 import asyncio
-import math
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -29,20 +29,13 @@ from pipecat.runner.types import (
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.workers.runner import WorkerRunner
 
+from agent_core import DEFAULT_TONE_HZ, EchoMode, tone_hz_problem
 from config import PlatformNotConfiguredError, configure_logging, get_settings
-from processors import (
-    DEFAULT_TONE_HZ,
-    MAX_TONE_HZ,
-    MIN_TONE_HZ,
-    AudioLoopbackProcessor,
-    EchoMode,
-    PongProcessor,
-    ToneGeneratorProcessor,
-)
+from processors import AudioLoopbackProcessor, PongProcessor, ToneGeneratorProcessor
 from processors.pong import ReplyFrameFactory, urgent_reply
 from transports import daily, livekit, webrtc
 from transports.errors import PlatformAPIError
-from transports.media import SAMPLE_RATE
+from transports.media import NO_AUDIO, SAMPLE_RATE, AudioSpec
 
 
 class InvalidSessionError(ValueError):
@@ -103,35 +96,55 @@ def parse_body(body: Any) -> tuple[EchoMode, float]:
         modes = ", ".join(m.value for m in EchoMode)
         raise InvalidSessionError(f"unknown mode {body.get('mode')!r} (one of {modes})") from None
     tone_hz = body.get("tone_hz", DEFAULT_TONE_HZ)
-    if (
-        isinstance(tone_hz, bool)
-        or not isinstance(tone_hz, int | float)
-        or not math.isfinite(tone_hz)
-        or not MIN_TONE_HZ <= tone_hz <= MAX_TONE_HZ
-    ):
-        raise InvalidSessionError(
-            f"tone_hz must be a number in {MIN_TONE_HZ:g}..{MAX_TONE_HZ:g}, got {tone_hz!r}"
-        )
+    if problem := tone_hz_problem(tone_hz):
+        raise InvalidSessionError(problem)
     return mode, float(tone_hz)
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """What a mode means: the audio its transport carries and what echoes it.
+
+    Attributes:
+        audio: The transport's audio in and out.
+        echo: The processors after the pong processor (every mode answers pings).
+    """
+
+    audio: AudioSpec
+    echo: Callable[[BotOptions], list[FrameProcessor]]
+
+
+# Every processor runs in direct mode: pings, pongs and echoed audio are handled in the
+# caller's turn, never queued behind another task.
+MODES: dict[EchoMode, ModeSpec] = {
+    EchoMode.PONG: ModeSpec(audio=NO_AUDIO, echo=lambda options: []),
+    EchoMode.LOOPBACK: ModeSpec(
+        audio=AudioSpec(receive=True, send=True, auto_silence=False),
+        echo=lambda options: [AudioLoopbackProcessor(name="loopback", enable_direct_mode=True)],
+    ),
+    EchoMode.TONE: ModeSpec(
+        audio=AudioSpec(send=True, auto_silence=True),
+        echo=lambda options: [
+            ToneGeneratorProcessor(
+                frequency=options.tone_hz,
+                sample_rate=SAMPLE_RATE,
+                name="tone",
+                enable_direct_mode=True,
+            )
+        ],
+    ),
+}
 
 
 def echo_processors(options: BotOptions) -> list[FrameProcessor]:
     """The processors between transport input and output for the session's mode."""
-    # Direct mode: pings and echoed audio are handled in the caller's turn, not queued.
     pong = PongProcessor(
         reply_frame=options.reply_frame,
         ping_counts=options.state.ping_counts,
         name="pong",
         enable_direct_mode=True,
     )
-    processors: list[FrameProcessor] = [pong]
-    if options.mode == EchoMode.LOOPBACK:
-        processors.append(AudioLoopbackProcessor(name="loopback", enable_direct_mode=True))
-    elif options.mode == EchoMode.TONE:
-        processors.append(
-            ToneGeneratorProcessor(frequency=options.tone_hz, sample_rate=SAMPLE_RATE)
-        )
-    return processors
+    return [pong, *MODES[options.mode].echo(options)]
 
 
 async def run_bot(transport: BaseTransport, options: BotOptions) -> str:
@@ -218,24 +231,25 @@ def session_transport(runner_args: RunnerArguments, mode: EchoMode) -> SessionTr
         InvalidSessionError: unsupported runner arguments.
     """
     settings = get_settings()
+    audio = MODES[mode].audio
     match runner_args:
         case DailyRunnerArguments(room_url=room_url, token=token):
             return SessionTransport(
-                transport=daily.create_transport(room_url, token, settings.daily_agent_name, mode),
+                transport=daily.create_transport(room_url, token, settings.daily_agent_name, audio),
                 platform="daily",
                 room=urlparse(room_url).path.lstrip("/"),
                 reply_frame=daily.reply_frame,
             )
         case LiveKitRunnerArguments(room_name=room_name, url=url, token=token):
             return SessionTransport(
-                transport=livekit.create_transport(url, token, room_name, mode),
+                transport=livekit.create_transport(url, token, room_name, audio),
                 platform="livekit",
                 room=room_name,
                 reply_frame=livekit.reply_frame,
             )
         case SmallWebRTCRunnerArguments(webrtc_connection=connection):
             return SessionTransport(
-                transport=webrtc.create_transport(connection, mode),
+                transport=webrtc.create_transport(connection, audio),
                 platform="webrtc",
                 room=connection.pc_id,
             )

@@ -15,9 +15,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from processors.handoff import hand_downstream
-
-MAX_MESSAGE_BYTES = 64 * 1024
+from agent_core import MAX_MESSAGE_BYTES, hand_downstream
 
 ReplyFrameFactory = Callable[[dict, str | None], Frame]
 """Builds the urgent frame that carries `message` back to participant `sender`."""

@@ -8,9 +8,7 @@ import numpy as np
 from pipecat.frames.frames import CancelFrame, EndFrame, Frame, OutputAudioRawFrame, StartFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-DEFAULT_TONE_HZ = 550.0
-MIN_TONE_HZ = 20.0
-MAX_TONE_HZ = 20000.0
+from agent_core import DEFAULT_TONE_HZ
 
 
 class SineWave:
@@ -42,14 +40,12 @@ class ToneGeneratorProcessor(FrameProcessor):
         """Initialize the generator.
 
         Args:
-            frequency: Tone frequency in Hz (20..20000).
+            frequency: Tone frequency in Hz (checked by the caller: `agent_core.tone_hz_problem`).
             sample_rate: Output sample rate in Hz.
             frame_ms: Duration of each pushed audio frame.
             **kwargs: Passed on to `FrameProcessor`.
         """
         super().__init__(**kwargs)
-        if not MIN_TONE_HZ <= frequency <= MAX_TONE_HZ:
-            raise ValueError(f"tone frequency must be {MIN_TONE_HZ:g}..{MAX_TONE_HZ:g} Hz")
         self._wave = SineWave(frequency, sample_rate)
         self._sample_rate = sample_rate
         self._frame_samples = sample_rate * frame_ms // 1000

@@ -19,7 +19,7 @@ from pipecat.runner.types import DailyRunnerArguments
 
 import pool
 from config import get_settings
-from transports.webrtc import restrict_ice_addresses
+from ice_addresses import restrict_ice_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,10 +13,7 @@ from pipecat.runner.types import (
     RunnerArguments,
     SmallWebRTCRunnerArguments,
 )
-from pipecat.transports.daily.transport import DailyTransport
-from pipecat.transports.livekit.transport import LiveKitTransport
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
-from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
 import bot
 from config import get_settings
@@ -28,6 +25,10 @@ from processors import (
     ToneGeneratorProcessor,
 )
 from transports import daily, livekit
+from transports.daily import EchoDailyTransport
+from transports.livekit import EchoLiveKitTransport
+from transports.media import transport_params
+from transports.webrtc import EchoWebRTCTransport
 
 ROOM_URL = "https://echo-test.daily.co/benchmark-123"
 LIVEKIT_URL = "ws://127.0.0.1:7880"
@@ -88,13 +89,23 @@ def webrtc_args(body=None):
     return SmallWebRTCRunnerArguments(webrtc_connection=SmallWebRTCConnection(), body=body)
 
 
-def assert_audio(params, mode: EchoMode):
+def assert_audio(transport, mode: EchoMode):
+    """The transport was built with the mode's audio (from the one mode table)."""
+    assert transport.audio is bot.MODES[mode].audio
+    assert (transport.audio.receive, transport.audio.send) == AUDIO[mode]
+
+
+@pytest.mark.parametrize("mode", list(EchoMode))
+def test_each_modes_audio_becomes_48khz_transport_params_without_video(mode):
+    params = transport_params(bot.MODES[mode].audio)
     audio_in, audio_out = AUDIO[mode]
-    assert params.audio_in_enabled is audio_in
-    assert params.audio_out_enabled is audio_out
-    assert params.audio_in_sample_rate == (48000 if audio_in else None)
-    assert params.audio_out_sample_rate == (48000 if audio_out else None)
-    assert params.video_in_enabled is False and params.video_out_enabled is False
+    assert params["audio_in_enabled"] is audio_in
+    assert params["audio_out_enabled"] is audio_out
+    assert params["audio_in_sample_rate"] == (48000 if audio_in else None)
+    assert params["audio_out_sample_rate"] == (48000 if audio_out else None)
+    # An echo leaves as soon as it arrives; a generated tone never stutters.
+    assert params["audio_out_auto_silence"] is (mode != EchoMode.LOOPBACK)
+    assert params["video_in_enabled"] is False and params["video_out_enabled"] is False
 
 
 # ---------------------------------------------------------------------------
@@ -145,15 +156,14 @@ def test_daily_arguments_build_a_daily_transport(mode, settings):
     session = bot.session_transport(daily_args(), mode)
 
     transport = session.transport
-    assert isinstance(transport, DailyTransport)
+    assert isinstance(transport, EchoDailyTransport)
     assert (session.platform, session.room) == ("daily", "benchmark-123")
     assert session.reply_frame is daily.reply_frame
-    client = transport._client
-    assert (client._room_url, client._token) == (ROOM_URL, "daily-bot-token")
-    assert client._bot_name == settings.daily_agent_name == "echo-under-test"
-    assert_audio(transport._params, mode)
-    assert transport._params.microphone_out_enabled is AUDIO[mode][1]
-    assert transport._params.camera_out_enabled is False
+    assert transport.arguments == daily.DailyArguments(
+        ROOM_URL, "daily-bot-token", settings.daily_agent_name
+    )
+    assert settings.daily_agent_name == "echo-under-test"
+    assert_audio(transport, mode)
 
 
 @pytest.mark.parametrize("mode", list(EchoMode))
@@ -161,16 +171,11 @@ def test_livekit_arguments_build_a_livekit_transport(mode):
     session = bot.session_transport(livekit_args(), mode)
 
     transport = session.transport
-    assert isinstance(transport, LiveKitTransport)
+    assert isinstance(transport, EchoLiveKitTransport)
     assert (session.platform, session.room) == ("livekit", "benchmark-789")
     assert session.reply_frame is livekit.reply_frame
-    client = transport._client
-    assert (client._url, client._token, client._room_name) == (
-        LIVEKIT_URL,
-        "lk-jwt",
-        "benchmark-789",
-    )
-    assert_audio(transport._params, mode)
+    assert transport.arguments == livekit.LiveKitArguments(LIVEKIT_URL, "lk-jwt", "benchmark-789")
+    assert_audio(transport, mode)
 
 
 @pytest.mark.parametrize("mode", list(EchoMode))
@@ -179,10 +184,10 @@ def test_webrtc_arguments_build_a_smallwebrtc_transport(mode):
     session = bot.session_transport(args, mode)
 
     transport = session.transport
-    assert isinstance(transport, SmallWebRTCTransport)
+    assert isinstance(transport, EchoWebRTCTransport)
     assert (session.platform, session.room) == ("webrtc", args.webrtc_connection.pc_id)
-    assert transport._client._webrtc_connection is args.webrtc_connection
-    assert_audio(transport._params, mode)
+    assert transport.connection is args.webrtc_connection
+    assert_audio(transport, mode)
 
 
 def test_pipecat_cloud_daily_session_arguments_are_daily():
@@ -195,7 +200,7 @@ def test_pipecat_cloud_daily_session_arguments_are_daily():
     args = daily_args({"mode": "loopback"}, cls=DailySessionArguments)
     args.session_id = "0f1e2d3c-pcc-session"
     session = bot.session_transport(args, EchoMode.LOOPBACK)
-    assert isinstance(session.transport, DailyTransport)
+    assert isinstance(session.transport, EchoDailyTransport)
 
 
 # ---------------------------------------------------------------------------
@@ -217,7 +222,11 @@ def tone_spy(monkeypatch) -> list[dict]:
 
 
 ARGS = {"daily": daily_args, "livekit": livekit_args, "webrtc": webrtc_args}
-TRANSPORTS = {"daily": DailyTransport, "livekit": LiveKitTransport, "webrtc": SmallWebRTCTransport}
+TRANSPORTS = {
+    "daily": EchoDailyTransport,
+    "livekit": EchoLiveKitTransport,
+    "webrtc": EchoWebRTCTransport,
+}
 
 
 @pytest.mark.parametrize("platform", list(ARGS))
@@ -228,7 +237,7 @@ async def test_bot_runs_loopback_from_the_body(platform, started):
     assert isinstance(call.transport, TRANSPORTS[platform])
     assert call.options.mode == EchoMode.LOOPBACK
     assert call.options.platform == platform
-    assert_audio(call.transport._params, EchoMode.LOOPBACK)
+    assert_audio(call.transport, EchoMode.LOOPBACK)
     processors = bot.echo_processors(call.options)
     assert [type(p) for p in processors] == [PongProcessor, AudioLoopbackProcessor]
 
@@ -243,7 +252,10 @@ async def test_bot_runs_the_tone_from_the_body(platform, started, tone_spy):
     processors = bot.echo_processors(call.options)
     assert [type(p).__mro__[1] for p in processors[1:]] == [ToneGeneratorProcessor]
     assert isinstance(processors[0], PongProcessor)
-    assert tone_spy == [{"frequency": 880.0, "sample_rate": 48000}]
+    # In direct mode like every echo processor: the pong passes it in the caller's turn.
+    assert tone_spy == [
+        {"frequency": 880.0, "sample_rate": 48000, "name": "tone", "enable_direct_mode": True}
+    ]
     assert not any(isinstance(p, AudioLoopbackProcessor) for p in processors)
 
 
@@ -288,16 +300,14 @@ async def test_session_without_daily_room_joins_livekit_from_the_body(mode, star
     await bot.bot(RunnerArguments(body={"mode": mode.value, "livekit": LIVEKIT_SESSION}))
 
     [call] = started
-    assert isinstance(call.transport, LiveKitTransport)
-    client = call.transport._client
-    assert (client._url, client._room_name, client._token) == (
-        LIVEKIT_URL,
-        "benchmark-456",
-        "lk-agent-jwt",
+    assert isinstance(call.transport, EchoLiveKitTransport)
+    transport = call.transport
+    assert transport.arguments == livekit.LiveKitArguments(
+        LIVEKIT_URL, "lk-agent-jwt", "benchmark-456"
     )
     assert (call.options.platform, call.options.room) == ("livekit", "benchmark-456")
     assert call.options.mode == mode
-    assert_audio(call.transport._params, mode)
+    assert_audio(transport, mode)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from pipecat.frames.frames import Frame, OutputTransportMessageUrgentFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from processors.handoff import hand_downstream
+from agent_core import hand_downstream
 
 
 class Recorder(FrameProcessor):

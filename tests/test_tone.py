@@ -3,7 +3,6 @@
 import asyncio
 
 import numpy as np
-import pytest
 from pipecat.frames.frames import OutputAudioRawFrame
 from pipecat.tests.utils import SleepFrame, run_test
 
@@ -40,9 +39,3 @@ async def test_generator_stops_at_the_end_of_the_pipeline():
     await run_test(processor, frames_to_send=[SleepFrame(sleep=0.1)])
     await asyncio.sleep(0.1)
     assert processor._task is None
-
-
-@pytest.mark.parametrize("frequency", [19.9, 20000.1, -1])
-def test_frequency_out_of_range_is_refused(frequency):
-    with pytest.raises(ValueError, match="20..20000"):
-        ToneGeneratorProcessor(frequency=frequency)

@@ -3,11 +3,15 @@
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from loguru import logger
 from pipecat.frames.frames import Frame
 from pipecat.transports.daily.transport import (
+    DailyInputTransport,
+    DailyInputTransportMessageFrame,
+    DailyOutputTransport,
     DailyOutputTransportMessageUrgentFrame,
     DailyParams,
     DailyTransport,
@@ -20,11 +24,13 @@ from pipecat.transports.daily.utils import (
     DailyRoomProperties,
 )
 
-from processors import EchoMode
+from agent_core import RECEIVED_AT, hand_downstream, stamp_send_time
+from transports import pipecat_internals
+from transports.eager import start_eagerly
 from transports.errors import PlatformAPIError
-from transports.media import media_params
+from transports.media import AudioSpec, transport_params
 
-__all__ = ["DailyRoom", "DailyRooms", "create_transport", "reply_frame"]
+__all__ = ["DailyRoom", "DailyRooms", "EchoDailyTransport", "create_transport", "reply_frame"]
 
 API_TIMEOUT_SECS = 10.0
 
@@ -120,19 +126,119 @@ class DailyRooms:
             raise PlatformAPIError("daily", f"Daily API failed {what}") from None
 
 
-def create_transport(room_url: str, token: str | None, bot_name: str, mode: EchoMode):
+@dataclass(frozen=True)
+class DailyArguments:
+    """What a Daily transport joins with."""
+
+    room_url: str
+    token: str | None
+    bot_name: str
+
+
+class EchoDailyInput(DailyInputTransport):
+    """Daily input that hands app messages to the echo processor, downstream only."""
+
+    def __init__(self, transport: "EchoDailyTransport", client, params: DailyParams, **kwargs):
+        """Initialize the input; arguments as for `DailyInputTransport`."""
+        super().__init__(transport, client, params, **kwargs)
+        self._echo_transport = transport
+
+    async def setup(self, setup):
+        """Set up the input; from now on messages are handed to this event loop."""
+        await super().setup(setup)
+        self._echo_transport.deliver_on(asyncio.get_running_loop())
+
+    async def receive_app_message(self, message: Any, sender: str, received_at: float):
+        """Hand one app message, stamped when daily-python delivered it, downstream."""
+        frame = DailyInputTransportMessageFrame(message=message, participant_id=sender)
+        frame.metadata[RECEIVED_AT] = received_at
+        await hand_downstream(self, frame)
+
+    async def push_app_message(self, message: Any, sender: str):
+        """Pipecat's own message path (unused while the SDK callback is taken over)."""
+        await self.receive_app_message(message, sender, time.time())
+
+
+class EchoDailyOutput(DailyOutputTransport):
+    """Daily output that stamps a pong's `server_send_time` right before the SDK's send."""
+
+    async def send_message(self, frame):
+        """Stamp the pong, if any, then hand the message to daily-python."""
+        stamp_send_time(frame, time.time())
+        await super().send_message(frame)
+
+
+class EchoDailyTransport(DailyTransport):
+    """Pipecat's Daily transport with the echo agent's message path.
+
+    daily-python's app-message callback is taken over (`pipecat_internals`): on its
+    thread the message is stamped, then handed to the event loop in one hop and run
+    through the pipeline at once, instead of Pipecat's queue and callback task.
+
+    Attributes:
+        arguments: The room, token and bot name it was built with.
+        audio: The audio it carries.
+    """
+
+    def __init__(self, room_url: str, token: str | None, bot_name: str, audio: AudioSpec):
+        """Initialize the transport (nothing is joined until the pipeline starts)."""
+        params = transport_params(audio)
+        super().__init__(
+            room_url,
+            token,
+            bot_name,
+            params=DailyParams(
+                **params, camera_out_enabled=False, microphone_out_enabled=audio.send
+            ),
+        )
+        self.arguments = DailyArguments(room_url, token, bot_name)
+        self.audio = audio
+        self._loop = _running_loop()
+        pipecat_internals.intercept_daily_app_messages(self, self._on_sdk_app_message)
+
+    def input(self) -> EchoDailyInput:
+        """The input transport, handing app messages downstream only."""
+        return pipecat_internals.own_input(
+            self, lambda client, params, name: EchoDailyInput(self, client, params, name=name)
+        )
+
+    def output(self) -> EchoDailyOutput:
+        """The output transport, stamping pongs as they are sent."""
+        return pipecat_internals.own_output(
+            self, lambda client, params, name: EchoDailyOutput(self, client, params, name=name)
+        )
+
+    def deliver_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand app messages from daily-python's thread to `loop`."""
+        self._loop = loop
+
+    def _on_sdk_app_message(self, message: Any, sender: str) -> None:
+        # daily-python's thread.
+        received_at = time.time()
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._deliver, message, sender, received_at)
+        except RuntimeError:
+            pass  # the loop is closed: the session is over
+
+    def _deliver(self, message: Any, sender: str, received_at: float) -> None:
+        start_eagerly(self.input().receive_app_message(message, sender, received_at))
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def create_transport(
+    room_url: str, token: str | None, bot_name: str, audio: AudioSpec
+) -> EchoDailyTransport:
     """The Pipecat transport for a Daily room (nothing is joined until it starts)."""
-    params = media_params(mode)
-    return DailyTransport(
-        room_url,
-        token,
-        bot_name,
-        params=DailyParams(
-            **params,
-            camera_out_enabled=False,
-            microphone_out_enabled=params["audio_out_enabled"],
-        ),
-    )
+    return EchoDailyTransport(room_url, token, bot_name, audio)
 
 
 def reply_frame(message: dict, sender: str | None) -> Frame:

@@ -11,3 +11,13 @@ class PlatformAPIError(Exception):
 
 class InvalidOfferError(ValueError):
     """A WebRTC offer that cannot start a session."""
+
+
+class UnknownPeerError(KeyError):
+    """Trickled ICE candidates for a peer connection that does not exist (or ended)."""
+
+    status_code = 404  # what Pipecat's request handler raised (an HTTPException) for this
+
+    def __init__(self, pc_id: str):
+        self.pc_id = pc_id
+        super().__init__(f"no peer connection {pc_id!r}")

@@ -1,62 +1,47 @@
-"""Local WebRTC (Pipecat's SmallWebRTC over aiortc): offers, ICE addresses, transport."""
+"""Local WebRTC (Pipecat's SmallWebRTC over aiortc): offers, data channels, the transport.
 
-import asyncio
-import functools
+The agent answers offers itself (`WebRTCOffers`, a small version of Pipecat's
+`SmallWebRTCRequestHandler`) so that each connection gets a `DataChannelRouter` from
+the start: app messages go from aiortc's data-channel listener straight to the echo
+input, in aiortc's turn; SmallWebRTC keepalives and signalling still take Pipecat's own
+handling. The transport is built from Pipecat's public SmallWebRTC parts.
+"""
+
 import json
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-import aioice.ice
-from aiortc.sdp import SessionDescription
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 from loguru import logger
-from pipecat.frames.frames import InputTransportMessageFrame
-from pipecat.transports.base_transport import TransportParams
-from pipecat.transports.smallwebrtc import request_handler
+from pipecat.frames.frames import ClientConnectedFrame, InputTransportMessageFrame
+from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.transports.smallwebrtc.connection import SIGNALLING_TYPE, SmallWebRTCConnection
-from pipecat.transports.smallwebrtc.request_handler import (
-    IceCandidate,
-    SmallWebRTCPatchRequest,
-    SmallWebRTCRequest,
-    SmallWebRTCRequestHandler,
-)
 from pipecat.transports.smallwebrtc.transport import (
+    SmallWebRTCCallbacks,
+    SmallWebRTCClient,
     SmallWebRTCInputTransport,
     SmallWebRTCOutputTransport,
-    SmallWebRTCTransport,
 )
 
-from processors import EchoMode
-from processors.handoff import hand_downstream
-from transports.errors import InvalidOfferError
-from transports.media import media_params
+from agent_core import MAX_MESSAGE_BYTES, RECEIVED_AT, hand_downstream, stamp_send_time
+from ice_addresses import restrict_ice_addresses
+from transports.eager import start_eagerly
+from transports.errors import InvalidOfferError, UnknownPeerError
+from transports.media import AudioSpec, transport_params
 
 __all__ = [
-    "PromptWebRTCConnection",
+    "DataChannelRouter",
+    "EchoWebRTCConnection",
+    "EchoWebRTCTransport",
     "WebRTCOffers",
     "create_transport",
-    "restrict_ice_addresses",
+    "restrict_ice_addresses",  # re-exported from ice_addresses for the server
     "validate_offer",
 ]
 
-_aioice_host_addresses = aioice.ice.get_host_addresses
-
-
-def restrict_ice_addresses(addresses: list[str]) -> None:
-    """Offer only these host addresses as ICE candidates (all interfaces when empty).
-
-    aiortc leaves loopback out by default; `["127.0.0.1"]` keeps a session on loopback.
-    aioice looks the function up at gathering time, so replacing it is how its host
-    candidates are chosen.
-    """
-    if not addresses:
-        aioice.ice.get_host_addresses = _aioice_host_addresses
-        return
-
-    def configured(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return [a for a in addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
-
-    aioice.ice.get_host_addresses = configured
-    logger.info(f"WebRTC ICE host candidates restricted to {', '.join(addresses)}")
+MAX_EARLY_MESSAGES = 50
+"""App messages kept while the pipeline is not started yet (Pipecat keeps as many)."""
 
 
 def validate_offer(sdp: str, sdp_type: str) -> None:
@@ -84,114 +69,92 @@ def validate_offer(sdp: str, sdp_type: str) -> None:
             raise InvalidOfferError(f"sdp media '{media.kind}' has no DTLS fingerprint")
 
 
-def start_eagerly(coro: Coroutine[Any, Any, Any]) -> None:
-    """Run `coro` now, in the caller's turn, up to its first real wait; a task does the rest.
-
-    Python 3.12's eager tasks do this for every task; this does it for one coroutine.
-    """
-    try:
-        waiting_on = coro.send(None)
-    except StopIteration:
-        return
-    except Exception as e:
-        logger.exception(f"Data-channel message handler failed: {e}")
-        return
-    task = asyncio.ensure_future(_finish(coro, waiting_on))
-    _unfinished.add(task)
-
-    def finished(task: asyncio.Future):
-        _unfinished.discard(task)
-        coro.close()  # a no-op once it returned; unwinds it if the task was cancelled first
-
-    task.add_done_callback(finished)
+MessageSink = Callable[[Any, float], Coroutine[Any, Any, None]]
+"""Takes one app message (decoded JSON, or the raw text/bytes) and its arrival time."""
 
 
-_unfinished: set[asyncio.Future] = set()
-"""Tasks finishing eagerly started coroutines, kept so they are not garbage collected."""
-
-
-class _Resumed:
-    """Awaitable that drives a coroutine already started by `start_eagerly`."""
-
-    def __init__(self, coro: Coroutine, waiting_on: Any):
-        self._coro = coro
-        self._waiting_on = waiting_on
-
-    def __await__(self):
-        coro, waiting_on = self._coro, self._waiting_on
-        while True:
-            try:
-                result = yield waiting_on
-            except BaseException as e:  # delivered into the coroutine, as a Task does
-                try:
-                    waiting_on = coro.throw(e)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    waiting_on = coro.send(result)
-                except StopIteration as stop:
-                    return stop.value
-
-
-async def _finish(coro: Coroutine, waiting_on: Any) -> Any:
-    return await _Resumed(coro, waiting_on)
-
-
-AppMessageSink = Callable[[Any], Coroutine[Any, Any, None]]
-"""Takes one app message from the client (decoded JSON, or the text) into the pipeline."""
-
-
-class PromptWebRTCConnection(SmallWebRTCConnection):
-    """A SmallWebRTC connection that hands each app message to the pipeline at once.
+class DataChannelRouter:
+    """Takes over a connection's data channels so app messages reach the pipeline at once.
 
     Pipecat's connection handles a message in a new task twice over (aiortc's async
-    listener, then the "app-message" event), so a ping first waits while aiortc sends
+    listener, then its "app-message" event), so a ping first waits while aiortc sends
     its SCTP acknowledgement and other ready tasks run: 0.45 ms of a 1.1 ms loopback
-    round trip, measured. Here an app message runs from aiortc's listener through the
-    pipeline to the data-channel send in one go; only something that must wait
-    continues in a task. Once a transport registers with `deliver_app_messages`, every
-    message goes straight to it, decoded when it is JSON (Pipecat's path logs an error
-    for text that is not a JSON object). Keepalives, signalling and messages that
-    arrive before the peer is connected take Pipecat's own path.
+    round trip, measured. Here a message runs from aiortc's listener through the
+    pipeline to the data-channel send in one go (`start_eagerly`). Keepalives (bare
+    text starting with "ping") and signalling go to Pipecat's own listener.
     """
+
+    def __init__(self, connection: SmallWebRTCConnection):
+        """Route the data channels of `connection` (and of its later peer connections)."""
+        self._connection = connection
+        self._pc = None
+        self._pipecat_listeners: list[Callable[[Any], Coroutine]] = []
+        self._sink: MessageSink | None = None
+        self._early: list[tuple[Any, float]] = []
+        self.attach()
+
+    def attach(self) -> None:
+        """Listen on the connection's current peer connection (again after a restart)."""
+        pc = self._connection.pc
+        if pc is not self._pc:
+            self._pc = pc
+            pc.on("datachannel", self._on_datachannel)
+
+    def deliver_to(self, sink: MessageSink | None) -> None:
+        """Hand app messages to `sink` from now on (None: keep them until there is one)."""
+        self._sink = sink
+        if sink is not None:
+            early, self._early = self._early, []
+            for message, received_at in early:
+                start_eagerly(sink(message, received_at))
+
+    def _on_datachannel(self, channel) -> None:
+        # Registered after Pipecat's own "datachannel" listener (the connection's
+        # constructor adds it), which has just added its "message" listener.
+        self._pipecat_listeners = list(channel.listeners("message"))
+        for listener in self._pipecat_listeners:
+            channel.remove_listener("message", listener)
+        channel.on("message", self.on_message)
+
+    def on_message(self, message: str | bytes) -> None:
+        """Aiortc's data-channel "message" event: the first code to see a message."""
+        received_at = time.time()
+        if isinstance(message, str) and message.startswith("ping"):
+            self._to_pipecat(message)  # SmallWebRTC keepalive
+            return
+        size = len(message)
+        if size > MAX_MESSAGE_BYTES // 4 and isinstance(message, str):
+            size = len(message.encode("utf-8", errors="surrogatepass"))
+        if size > MAX_MESSAGE_BYTES:
+            logger.warning(f"Dropping app message of {size} bytes (limit {MAX_MESSAGE_BYTES})")
+            return
+        try:
+            decoded = json.loads(message)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            decoded = message  # not JSON: the echo processor ignores it (debug log)
+        if type(decoded) is dict and decoded.get("type") == SIGNALLING_TYPE:
+            self._to_pipecat(message)
+            return
+        sink = self._sink
+        if sink is None:
+            if len(self._early) < MAX_EARLY_MESSAGES:
+                self._early.append((decoded, received_at))
+            return
+        start_eagerly(sink(decoded, received_at))
+
+    def _to_pipecat(self, message: str) -> None:
+        for listener in self._pipecat_listeners:
+            start_eagerly(listener(message))
+
+
+class EchoWebRTCConnection(SmallWebRTCConnection):
+    """A SmallWebRTC connection whose data channels are routed by a `DataChannelRouter`."""
 
     def __init__(self, *args, **kwargs):
         """Initialize the connection; arguments as for `SmallWebRTCConnection`."""
         super().__init__(*args, **kwargs)
-        self._app_message_sink: AppMessageSink | None = None
-
-    def deliver_app_messages(self, sink: AppMessageSink) -> None:
-        """Hand app messages to `sink` instead of raising the "app-message" event."""
-        self._app_message_sink = sink
-
-    def _register_event_handler(self, event_name: str, sync: bool = False):
-        super()._register_event_handler(event_name, sync=sync or event_name == "app-message")
-
-    def _setup_listeners(self):
-        super()._setup_listeners()
-
-        @self._pc.on("datachannel")
-        def deliver_promptly(channel):
-            # Registered after Pipecat's own "datachannel" listener, so its "message"
-            # listener exists now: replace it with one that runs in aiortc's turn.
-            for listener in channel.listeners("message"):
-                channel.remove_listener("message", listener)
-                channel.on("message", functools.partial(self._on_message, listener))
-
-    def _on_message(self, pipecat_listener: Callable[[Any], Coroutine], message: Any) -> None:
-        sink = self._app_message_sink
-        if sink is None or _is_keepalive(message) or not self.is_connected():
-            start_eagerly(pipecat_listener(message))
-            return
-        try:
-            app_message = json.loads(message)
-        except (TypeError, ValueError):
-            app_message = message  # not JSON: the echo processor ignores it (debug log)
-        if isinstance(app_message, dict) and app_message.get("type") == SIGNALLING_TYPE:
-            start_eagerly(pipecat_listener(message))
-            return
-        start_eagerly(sink(app_message))
+        self.messages = DataChannelRouter(self)
+        self._room = self.pc_id
 
     async def initialize(self, sdp: str, type: str):
         """Answer the offer; aiortc's tasks for this peer log with its room.
@@ -199,20 +162,27 @@ class PromptWebRTCConnection(SmallWebRTCConnection):
         aiortc creates its ICE, DTLS and SCTP tasks here and they inherit this context,
         so messages handled on them carry the room without a per-message cost.
         """
-        with logger.contextualize(room=self.pc_id, platform="webrtc"):
+        with logger.contextualize(room=self._room, platform="webrtc"):
             await super().initialize(sdp=sdp, type=type)
 
-
-def _is_keepalive(message: Any) -> bool:
-    """Whether this is a SmallWebRTC keepalive (bare text starting with "ping")."""
-    return isinstance(message, str) and message.startswith("ping")
-
-
-# Pipecat's request handler builds its connections through this module-level name.
-request_handler.SmallWebRTCConnection = PromptWebRTCConnection
+    async def renegotiate(self, sdp: str, type: str, restart_pc: bool = False):
+        """Renegotiate; a restarted peer connection is routed too."""
+        with logger.contextualize(room=self._room, platform="webrtc"):
+            await super().renegotiate(sdp=sdp, type=type, restart_pc=restart_pc)
+        self.messages.attach()
 
 
-class EchoWebRTCInputTransport(SmallWebRTCInputTransport):
+def router_of(connection: SmallWebRTCConnection) -> DataChannelRouter:
+    """The connection's router; a connection made elsewhere gets one now."""
+    router = getattr(connection, "messages", None)
+    if isinstance(router, DataChannelRouter):
+        return router
+    # e.g. Pipecat's development runner's connections. A channel that is open already
+    # stays on Pipecat's path, which ends in the transport's on_app_message callback.
+    return DataChannelRouter(connection)
+
+
+class EchoWebRTCInput(SmallWebRTCInputTransport):
     """SmallWebRTC input that hands app messages to the echo processor, downstream only.
 
     Pipecat also sends a copy upstream for RTVI, which the echo pipeline does not run.
@@ -220,52 +190,120 @@ class EchoWebRTCInputTransport(SmallWebRTCInputTransport):
     send task runs, delaying every pong.
     """
 
+    def __init__(self, client, params: TransportParams, router: DataChannelRouter, **kwargs):
+        """Initialize the input; `router` delivers the connection's app messages."""
+        super().__init__(client, params, **kwargs)
+        self._router = router
+
+    async def start(self, frame):
+        """Start the input; app messages flow from now on."""
+        await super().start(frame)
+        self._router.deliver_to(self.receive_app_message)
+
+    async def stop(self, frame):
+        """Stop the input and its message delivery."""
+        self._router.deliver_to(None)
+        await super().stop(frame)
+
+    async def cancel(self, frame):
+        """Cancel the input and its message delivery."""
+        self._router.deliver_to(None)
+        await super().cancel(frame)
+
+    async def receive_app_message(self, message: Any, received_at: float):
+        """Hand one app message, stamped at the data channel, downstream."""
+        frame = InputTransportMessageFrame(message=message)
+        frame.metadata[RECEIVED_AT] = received_at
+        await hand_downstream(self, frame)
+
     async def push_app_message(self, message: Any):
-        """Hand an incoming app message to the echo processor."""
-        await hand_downstream(self, InputTransportMessageFrame(message=message))
+        """Pipecat's own message path (only for connections routed late)."""
+        await self.receive_app_message(message, time.time())
 
 
-class EchoWebRTCTransport(SmallWebRTCTransport):
-    """SmallWebRTC transport tuned for echoing: prompt app messages, direct-mode output.
+class EchoWebRTCOutput(SmallWebRTCOutputTransport):
+    """SmallWebRTC output that stamps a pong's `server_send_time` right before its send."""
 
-    App messages come straight from a `PromptWebRTCConnection`. The output sends a
-    pong or an echoed audio frame as soon as it is handed over, instead of waiting for
-    the output transport's queue task to be scheduled.
+    async def send_message(self, frame):
+        """Stamp the pong, if any, then hand the message to the data channel."""
+        stamp_send_time(frame, time.time())
+        await super().send_message(frame)
+
+
+class EchoWebRTCTransport(BaseTransport):
+    """The local WebRTC transport of one peer, from Pipecat's public SmallWebRTC parts.
+
+    Messages come from the connection's `DataChannelRouter`. The output is in direct
+    mode: a pong or an echoed audio frame is sent as soon as it is handed over, instead
+    of waiting for the output transport's queue task to be scheduled.
+
+    Events:
+        on_client_connected(transport, connection), on_client_disconnected(...).
+
+    Attributes:
+        connection, audio: what the transport was built with.
     """
 
-    def __init__(self, webrtc_connection: SmallWebRTCConnection, **kwargs):
-        """Initialize the transport; arguments as for `SmallWebRTCTransport`."""
-        super().__init__(webrtc_connection=webrtc_connection, **kwargs)
-        self._connection = webrtc_connection
-        if isinstance(webrtc_connection, PromptWebRTCConnection):
-            webrtc_connection.deliver_app_messages(self._deliver_app_message)
+    def __init__(self, connection: SmallWebRTCConnection, audio: AudioSpec):
+        """Initialize the transport for `connection` carrying `audio`."""
+        super().__init__()
+        self.connection, self.audio = connection, audio
+        params = TransportParams(**transport_params(audio))
+        client = SmallWebRTCClient(
+            connection,
+            SmallWebRTCCallbacks(
+                on_app_message=self._on_pipecat_app_message,
+                on_client_connected=self._on_client_connected,
+                on_client_disconnected=self._on_client_disconnected,
+                on_track_status=self._on_track_status,
+            ),
+        )
+        self._in = EchoWebRTCInput(client, params, router_of(connection))
+        self._out = EchoWebRTCOutput(client, params, enable_direct_mode=True)
+        self._register_event_handler("on_client_connected")
+        self._register_event_handler("on_client_disconnected")
 
-    async def _deliver_app_message(self, message: Any) -> None:
-        # What Pipecat's connection -> client -> transport callbacks would end in.
-        await self._on_app_message(message, self._connection.pc_id)
+    def input(self) -> EchoWebRTCInput:
+        """The input transport."""
+        return self._in
 
-    def input(self) -> SmallWebRTCInputTransport:
-        """The input transport, handing app messages downstream only."""
-        if not self._input:
-            self._input = EchoWebRTCInputTransport(
-                self._client, self._params, name=self._input_name
-            )
-        return self._input
-
-    def output(self) -> SmallWebRTCOutputTransport:
+    def output(self) -> EchoWebRTCOutput:
         """The output transport, in direct mode."""
-        if not self._output:
-            self._output = SmallWebRTCOutputTransport(
-                self._client, self._params, name=self._output_name, enable_direct_mode=True
-            )
-        return self._output
+        return self._out
+
+    def get_client_id(self, client: SmallWebRTCConnection) -> str:
+        """The peer connection's id."""
+        return client.pc_id
+
+    async def _on_pipecat_app_message(self, message: Any, sender: str):
+        await self._in.push_app_message(message)
+
+    async def _on_client_connected(self, connection: SmallWebRTCConnection):
+        await self._call_event_handler("on_client_connected", connection)
+        await self._in.push_frame(ClientConnectedFrame())
+
+    async def _on_client_disconnected(self, connection: SmallWebRTCConnection):
+        await self._call_event_handler("on_client_disconnected", connection)
+
+    async def _on_track_status(self, source: str, enabled: bool):
+        logger.debug(f"Peer turned {source} {'on' if enabled else 'off'}")
+
+
+def create_transport(connection: SmallWebRTCConnection, audio: AudioSpec) -> EchoWebRTCTransport:
+    """The transport for one local WebRTC peer."""
+    return EchoWebRTCTransport(connection, audio)
 
 
 class WebRTCOffers:
-    """SDP offer/answer and trickled ICE, through Pipecat's `SmallWebRTCRequestHandler`."""
+    """SDP offer/answer and trickled ICE for local WebRTC peers.
+
+    The same protocol as Pipecat's `SmallWebRTCRequestHandler` (a known `pc_id`
+    renegotiates, `restart_pc` restarts its peer connection), with this module's
+    connections; an error in `on_connection` closes the new connection and propagates.
+    """
 
     def __init__(self):
-        self._handler = SmallWebRTCRequestHandler()
+        self._peers: dict[str, EchoWebRTCConnection] = {}
 
     async def answer(
         self,
@@ -281,22 +319,51 @@ class WebRTCOffers:
             InvalidOfferError: the offer is malformed; no connection is made.
         """
         validate_offer(sdp, sdp_type)
-        request = SmallWebRTCRequest(sdp=sdp, type=sdp_type, pc_id=pc_id, restart_pc=restart_pc)
-        return await self._handler.handle_web_request(request, on_connection)
+        connection = self._peers.get(pc_id) if pc_id else None
+        if connection is not None:
+            logger.info(f"Renegotiating peer connection {pc_id}")
+            await connection.renegotiate(sdp=sdp, type=sdp_type, restart_pc=bool(restart_pc))
+        else:
+            connection = EchoWebRTCConnection()
+            await connection.initialize(sdp=sdp, type=sdp_type)
+
+            @connection.event_handler("closed")
+            async def forget(closed: SmallWebRTCConnection):
+                for known in [k for k, peer in self._peers.items() if peer is closed]:
+                    del self._peers[known]
+
+            try:
+                await on_connection(connection)
+            except BaseException:
+                await connection.disconnect()
+                raise
+        answer = connection.get_answer()
+        if answer is None:
+            raise InvalidOfferError("the offer produced no SDP answer")
+        self._peers[answer["pc_id"]] = connection
+        return answer
 
     async def add_candidates(self, pc_id: str, candidates: list[dict]) -> None:
-        """Add trickled ICE candidates to a known peer connection."""
-        await self._handler.handle_patch_request(
-            SmallWebRTCPatchRequest(pc_id=pc_id, candidates=[IceCandidate(**c) for c in candidates])
-        )
+        """Add trickled ICE candidates to a known peer connection.
+
+        Raises:
+            UnknownPeerError: no peer connection `pc_id`.
+        """
+        connection = self._peers.get(pc_id)
+        if connection is None:
+            raise UnknownPeerError(pc_id)
+        for c in candidates:
+            if c.get("candidate"):
+                candidate = candidate_from_sdp(c["candidate"])
+                candidate.sdpMid = c.get("sdp_mid")
+                candidate.sdpMLineIndex = c.get("sdp_mline_index")
+            else:
+                candidate = None  # end of candidates (RFC 8840), as aiortc takes it
+            await connection.add_ice_candidate(candidate)
 
     async def close(self) -> None:
         """Close every peer connection still open."""
-        await self._handler.close()
-
-
-def create_transport(connection: SmallWebRTCConnection, mode: EchoMode) -> SmallWebRTCTransport:
-    """The Pipecat transport for one local WebRTC peer."""
-    return EchoWebRTCTransport(
-        webrtc_connection=connection, params=TransportParams(**media_params(mode))
-    )
+        peers = {id(peer): peer for peer in self._peers.values()}
+        self._peers.clear()
+        for peer in peers.values():
+            await peer.disconnect()
