@@ -74,9 +74,19 @@ class PongProcessor(FrameProcessor):
         await self.push_frame(frame, direction)
 
     async def _handle_message(self, frame: InputTransportMessageFrame):
+        try:
+            await self._answer(frame)
+        except Exception as e:
+            # Whatever a client sent, the session goes on (tests/test_fuzz.py).
+            logger.debug(f"Ignoring app message that could not be handled: {type(e).__name__}")
+
+    async def _answer(self, frame: InputTransportMessageFrame):
         receive_time = time.time()
         sender = getattr(frame, "participant_id", None)
         size = _encoded_size(frame.message)
+        if size is None:
+            logger.debug("Ignoring app message that cannot be encoded as JSON")
+            return
         if size > MAX_MESSAGE_BYTES:
             logger.warning(f"Dropping app message of {size} bytes (limit {MAX_MESSAGE_BYTES})")
             return
@@ -88,26 +98,31 @@ class PongProcessor(FrameProcessor):
         if kind != "ping":
             logger.debug(f"Ignoring app message of type {kind!r}")
             return
-        timestamp = message.get("timestamp")
-        if problem := _timestamp_problem(timestamp):
-            error = {"type": "error", "error": problem}
-            await hand_downstream(self, self._reply_frame(error, sender))
+        if problem := _ping_problem(message):
+            await self._reply({"type": "error", "error": problem}, sender)
             return
-
-        self._ping_counts[sender] += 1
-        pong = {
-            "type": "pong",
-            "client_timestamp": timestamp,
-            "server_receive_time": receive_time,
-            "server_send_time": 0.0,
-            "message_count": self._ping_counts[sender],
-        }
-        if "seq" in message:
-            pong["seq"] = message["seq"]
+        pong = self._pong(message, sender, receive_time)
         reply = self._reply_frame(pong, sender)
         pong["server_send_time"] = time.time()
         await hand_downstream(self, reply)
         await self._call_event_handler("on_ping", sender)
+
+    def _pong(self, ping: dict, sender: Hashable, receive_time: float) -> dict:
+        """The pong for a valid ping (seed fields + seq), counted for its sender."""
+        self._ping_counts[sender] += 1
+        pong = {
+            "type": "pong",
+            "client_timestamp": ping["timestamp"],
+            "server_receive_time": receive_time,
+            "server_send_time": 0.0,
+            "message_count": self._ping_counts[sender],
+        }
+        if "seq" in ping:
+            pong["seq"] = ping["seq"]
+        return pong
+
+    async def _reply(self, message: dict, sender: Hashable) -> None:
+        await hand_downstream(self, self._reply_frame(message, sender))
 
 
 def _as_object(message: Any) -> dict | None:
@@ -117,13 +132,29 @@ def _as_object(message: Any) -> dict | None:
     if isinstance(message, str):
         try:
             message = json.loads(message)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     return message if isinstance(message, dict) else None
 
 
-def _encoded_size(message: Any) -> int:
+MAX_SEQ_DEPTH = 32
+"""A ping's `seq` is echoed; nesting deeper than this is refused (it could not be sent)."""
+
+
+def _shallow(value: Any, depth: int = 0) -> bool:
+    """Whether `value` nests lists/objects at most `MAX_SEQ_DEPTH` deep (scalars: at once)."""
+    if not isinstance(value, list | dict):
+        return True
+    if depth >= MAX_SEQ_DEPTH:
+        return False
+    items = value.values() if isinstance(value, dict) else value
+    return all(_shallow(item, depth + 1) for item in items)
+
+
+def _encoded_size(message: Any) -> int | None:
     """Size of the message as it travelled, in bytes (its JSON encoding for objects).
+
+    None when it cannot be encoded at all (nested too deeply, an integer too long).
 
     A flat object of scalars and strings (every ping) is bounded without encoding it:
     this runs on every message, in the path of every pong.
@@ -147,8 +178,17 @@ def _encoded_size(message: Any) -> int:
                 return bound
     try:
         return len(json.dumps(message, separators=(",", ":"), default=str).encode())
-    except (TypeError, ValueError):
-        return MAX_MESSAGE_BYTES + 1
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _ping_problem(ping: dict) -> str | None:
+    """What makes a ping unanswerable (its timestamp, its seq), or None."""
+    if problem := _timestamp_problem(ping.get("timestamp")):
+        return problem
+    if "seq" in ping and not _shallow(ping["seq"]):
+        return f"ping seq nested deeper than {MAX_SEQ_DEPTH}"
+    return None
 
 
 def _timestamp_problem(timestamp: Any) -> str | None:
@@ -157,6 +197,10 @@ def _timestamp_problem(timestamp: Any) -> str | None:
         return "ping has no timestamp"
     if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
         return f"ping timestamp must be a number, got {type(timestamp).__name__}"
-    if not math.isfinite(timestamp):
+    try:
+        finite = math.isfinite(timestamp)
+    except OverflowError:  # an integer beyond any float, e.g. 10**400
+        finite = False
+    if not finite:
         return "ping timestamp must be a finite number"
     return None

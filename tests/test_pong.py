@@ -204,3 +204,58 @@ async def test_pings_are_counted_per_sender_in_the_counter_passed_in():
         ],
     )
     assert counts == {"a": 2, "b": 1}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "[" * 5000 + "]" * 5000,  # RecursionError in json.loads
+        b'{"type": "ping", "timestamp": 1, "x": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+        {"type": "ping", "timestamp": 1, "x": [[[[]]]], "deep": None},
+        '{"type": "ping", "timestamp": 1' + "0" * 5000 + "}",  # over the int digit limit
+        b"\xc3\x28\xa0\xa1",  # invalid UTF-8
+    ],
+)
+async def test_undecodable_messages_are_ignored_and_the_next_ping_answered(message):
+    deep: object = []
+    for _ in range(3000):
+        deep = [deep]
+    if isinstance(message, dict):
+        message = {**message, "deep": deep}  # cannot even be encoded to measure it
+    down, _ = await run_test(
+        PongProcessor(),
+        frames_to_send=[InputTransportMessageFrame(message=message), ping(timestamp=1)],
+        expected_down_frames=[OutputTransportMessageUrgentFrame],
+    )
+    assert down[0].message["message_count"] == 1
+
+
+async def test_a_timestamp_beyond_any_float_is_an_error_not_a_crash():
+    down, _ = await run_test(
+        PongProcessor(),
+        frames_to_send=[
+            InputTransportMessageFrame(message='{"type": "ping", "timestamp": 1' + "0" * 400 + "}"),
+            ping(timestamp=10**400),
+            ping(timestamp=2),
+        ],
+        expected_down_frames=[OutputTransportMessageUrgentFrame] * 3,
+    )
+    assert [f.message for f in down[:2]] == [
+        {"type": "error", "error": "ping timestamp must be a finite number"}
+    ] * 2
+    assert down[2].message["client_timestamp"] == 2
+
+
+async def test_a_seq_nested_too_deeply_to_echo_gets_an_error():
+    deep: object = 7
+    for _ in range(40):
+        deep = [deep]
+    shallow = {"a": [[{"b": [1]}]]}
+    down, _ = await run_test(
+        PongProcessor(),
+        frames_to_send=[ping(timestamp=1, seq=deep), ping(timestamp=2, seq=shallow)],
+        expected_down_frames=[OutputTransportMessageUrgentFrame] * 2,
+    )
+    assert down[0].message == {"type": "error", "error": "ping seq nested deeper than 32"}
+    assert down[1].message["seq"] == shallow
+    assert down[1].message["message_count"] == 1

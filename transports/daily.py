@@ -26,7 +26,7 @@ from pipecat.transports.daily.utils import (
 
 from agent_core import RECEIVED_AT, hand_downstream, stamp_send_time
 from transports import pipecat_internals
-from transports.eager import start_eagerly
+from transports.eager import send_guarded, start_eagerly
 from transports.errors import PlatformAPIError
 from transports.media import AudioSpec, transport_params
 
@@ -165,7 +165,7 @@ class EchoDailyOutput(DailyOutputTransport):
     async def send_message(self, frame):
         """Stamp the pong, if any, then hand the message to daily-python."""
         stamp_send_time(frame, time.time())
-        await super().send_message(frame)
+        await send_guarded(super().send_message, frame)
 
 
 class EchoDailyTransport(DailyTransport):

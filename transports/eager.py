@@ -9,12 +9,13 @@ must wait continues in a task.
 
 import asyncio
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from loguru import logger
+from pipecat.frames.frames import Frame
 
-__all__ = ["start_eagerly"]
+__all__ = ["send_guarded", "start_eagerly"]
 
 
 def start_eagerly(coro: Coroutine[Any, Any, Any]) -> None:
@@ -93,3 +94,15 @@ class _Resumed:
 
 async def _finish(coro: Coroutine, waiting_on: Any) -> Any:
     return await _Resumed(coro, waiting_on)
+
+
+async def send_guarded(send: Callable[[Frame], Awaitable[Any]], frame: Frame) -> None:
+    """`await send(frame)`; a message that cannot be encoded is logged, never raised.
+
+    Raised from an output transport it would be a pipeline error, which ends a session
+    that has no client yet; an echoed `seq` or an error text must not do that.
+    """
+    try:
+        await send(frame)
+    except (TypeError, ValueError, RecursionError) as e:
+        logger.debug(f"Could not send an app message: {type(e).__name__}: {e}")

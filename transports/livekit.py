@@ -21,7 +21,7 @@ from pipecat.transports.livekit.transport import (
 
 from agent_core import MAX_MESSAGE_BYTES, RECEIVED_AT, hand_downstream, stamp_send_time
 from transports import pipecat_internals
-from transports.eager import start_eagerly
+from transports.eager import send_guarded, start_eagerly
 from transports.media import AudioSpec, transport_params
 
 __all__ = [
@@ -116,7 +116,7 @@ class EchoLiveKitOutput(LiveKitOutputTransport):
     async def send_message(self, frame):
         """Stamp the pong, if any, then publish the data packet."""
         stamp_send_time(frame, time.time())
-        await super().send_message(frame)
+        await send_guarded(super().send_message, frame)
 
 
 class EchoLiveKitTransport(LiveKitTransport):

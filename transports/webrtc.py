@@ -26,7 +26,7 @@ from pipecat.transports.smallwebrtc.transport import (
 
 from agent_core import MAX_MESSAGE_BYTES, RECEIVED_AT, hand_downstream, stamp_send_time
 from ice_addresses import restrict_ice_addresses
-from transports.eager import start_eagerly
+from transports.eager import send_guarded, start_eagerly
 from transports.errors import InvalidOfferError, UnknownPeerError
 from transports.media import AudioSpec, transport_params
 
@@ -227,7 +227,7 @@ class EchoWebRTCOutput(SmallWebRTCOutputTransport):
     async def send_message(self, frame):
         """Stamp the pong, if any, then hand the message to the data channel."""
         stamp_send_time(frame, time.time())
-        await super().send_message(frame)
+        await send_guarded(super().send_message, frame)
 
 
 class EchoWebRTCTransport(BaseTransport):
