@@ -1,4 +1,9 @@
-"""Ping -> pong over app messages (Daily app-message, LiveKit data, WebRTC data channel)."""
+"""Ping -> pong over app messages (Daily app-message, LiveKit data, WebRTC data channel).
+
+Two formats side by side: the seed's own (`{"type": "ping", ...}` -> `{"type": "pong",
+...}`) and RTVI, which Pipecat's clients speak (`client-ready` -> `bot-ready`, a
+`client-message` `ping` -> a `server-response` carrying the same pong).
+"""
 
 import json
 import math
@@ -7,7 +12,9 @@ from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import Any
 
+import pipecat.processors.frameworks.rtvi.models as RTVI
 from loguru import logger
+from pipecat import version as pipecat_version
 from pipecat.frames.frames import (
     Frame,
     InputTransportMessageFrame,
@@ -27,8 +34,12 @@ def urgent_reply(message: dict, sender: str | None) -> Frame:
 
 
 class PongProcessor(FrameProcessor):
-    """Answers `{"type": "ping", "timestamp": n}` app messages with a pong.
+    """Answers `{"type": "ping", "timestamp": n}` app messages with a pong, and RTVI pings.
 
+    RTVI (`"label": "rtvi-ai"`): `client-ready` gets `bot-ready` (same id, protocol
+    2.x), a `client-message` with `data.t == "ping"` gets a `server-response` whose
+    `data.d` is the pong; both kinds of ping count in `message_count`. An unsupported
+    `client-message` gets an RTVI `error-response`; other RTVI types are ignored.
     Other app messages are ignored (debug log); a ping with a bad timestamp gets an
     error message back; messages over 64 KiB are dropped with a warning. Nothing a
     client sends can stop the processor. App messages are consumed here; every other
@@ -95,9 +106,14 @@ class PongProcessor(FrameProcessor):
             logger.debug("Ignoring app message that is not a JSON object")
             return
         kind = message.get("type")
-        if kind != "ping":
+        if kind == "ping":
+            await self._answer_ping(message, sender, receive_time)
+        elif message.get("label") == RTVI.MESSAGE_LABEL:
+            await self._answer_rtvi(message, sender, receive_time)
+        else:
             logger.debug(f"Ignoring app message of type {kind!r}")
-            return
+
+    async def _answer_ping(self, message: dict, sender: Hashable, receive_time: float):
         if problem := _ping_problem(message):
             await self._reply({"type": "error", "error": problem}, sender)
             return
@@ -106,6 +122,62 @@ class PongProcessor(FrameProcessor):
         pong["server_send_time"] = time.time()
         await hand_downstream(self, reply)
         await self._call_event_handler("on_ping", sender)
+
+    async def _answer_rtvi(self, message: dict, sender: Hashable, receive_time: float):
+        kind, msg_id, data = message.get("type"), message.get("id"), message.get("data")
+        if not isinstance(msg_id, str):
+            logger.debug(f"Ignoring RTVI message {kind!r} without a string id")
+            return
+        if kind == "client-message" and isinstance(data, dict) and data.get("t") == "ping":
+            ping = data.get("d")
+            if not isinstance(ping, dict):
+                await self._rtvi_error(
+                    msg_id, "ping data must be an object {timestamp, seq?}", sender
+                )
+            elif problem := _ping_problem(ping):
+                await self._rtvi_error(msg_id, problem, sender)
+            else:
+                pong = self._pong(ping, sender, receive_time)
+                response = {
+                    "label": RTVI.MESSAGE_LABEL,
+                    "type": "server-response",
+                    "id": msg_id,
+                    "data": {"t": "ping", "d": pong},
+                }
+                reply = self._reply_frame(response, sender)
+                pong["server_send_time"] = time.time()
+                await hand_downstream(self, reply)
+                await self._call_event_handler("on_ping", sender)
+        elif kind == "client-ready":
+            await self._answer_client_ready(msg_id, data, sender)
+        elif kind == "client-message":
+            # The client may be waiting on this id (sendClientRequest): say it won't come.
+            t = data.get("t") if isinstance(data, dict) else None
+            await self._rtvi_error(msg_id, f"unsupported client message {t!r}", sender)
+        else:
+            logger.debug(f"Ignoring RTVI message of type {kind!r}")
+
+    async def _answer_client_ready(self, msg_id: str, data: Any, sender: Hashable):
+        version = data.get("version") if isinstance(data, dict) else None
+        if not _same_major(version, RTVI.PROTOCOL_VERSION):
+            # As Pipecat's RTVIProcessor does: say so, and be ready anyway.
+            problem = (
+                f"RTVI version {version!r} is not compatible with server protocol "
+                f"{RTVI.PROTOCOL_VERSION}. Compatibility issues may occur."
+            )
+            await self._rtvi_error(msg_id, problem, sender)
+        ready = RTVI.BotReady(
+            id=msg_id,
+            data=RTVI.BotReadyData(
+                version=RTVI.PROTOCOL_VERSION,
+                about={"library": "pipecat-ai", "library_version": pipecat_version()},
+            ),
+        )
+        await self._reply(ready.model_dump(exclude_none=True), sender)
+
+    async def _rtvi_error(self, msg_id: str, error: str, sender: Hashable):
+        response = RTVI.ErrorResponse(id=msg_id, data=RTVI.ErrorResponseData(error=error))
+        await self._reply(response.model_dump(), sender)
 
     def _pong(self, ping: dict, sender: Hashable, receive_time: float) -> dict:
         """The pong for a valid ping (seed fields + seq), counted for its sender."""
@@ -180,6 +252,11 @@ def _encoded_size(message: Any) -> int | None:
         return len(json.dumps(message, separators=(",", ":"), default=str).encode())
     except (TypeError, ValueError, RecursionError):
         return None
+
+
+def _same_major(version: Any, ours: str) -> bool:
+    """Whether an RTVI version string (e.g. "2.1.0") has the same major as ours."""
+    return isinstance(version, str) and version.split(".", 1)[0] == ours.split(".", 1)[0]
 
 
 def _ping_problem(ping: dict) -> str | None:
