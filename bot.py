@@ -314,7 +314,7 @@ async def run_session(
 async def bot(runner_args: RunnerArguments):
     """Pipecat Cloud / Pipecat runner entry: one session per call."""
     try:
-        await run_session(runner_args)
+        await run_session(_with_runner_defaults(runner_args))
     except InvalidSessionError as e:
         logger.error(f"Session not started: {e}")
 
@@ -366,6 +366,51 @@ async def _manual_runner_args(args: argparse.Namespace) -> RunnerArguments:
     return DailyRunnerArguments(room_url=args.room_url, token=token, body=body)
 
 
+def _run_pipecat_runner(argv: list[str]) -> None:
+    """Pipecat's development runner (prebuilt UI at `/client`) with the echo options.
+
+    `--mode` and `--tone-hz` are ours, added to the runner's own options; they apply to
+    every session whose body names no mode (the prebuilt UI sends none).
+    """
+    from pipecat.runner.run import main as pipecat_main
+
+    from ice_addresses import restrict_ice_addresses
+
+    parser = argparse.ArgumentParser(
+        description="Pipecat's development runner with the echo bot "
+        "(python bot.py -u URL joins one Daily or LiveKit room instead)."
+    )
+    echo = parser.add_argument_group("echo bot")
+    echo.add_argument(
+        "--mode",
+        dest="echo_mode",
+        default=EchoMode.PONG.value,
+        choices=[m.value for m in EchoMode],
+        help="echo mode of sessions whose body names none (default: pong)",
+    )
+    echo.add_argument(
+        "--tone-hz",
+        dest="echo_tone_hz",
+        type=float,
+        default=DEFAULT_TONE_HZ,
+        help=f"tone frequency for --mode tone (default: {DEFAULT_TONE_HZ:g})",
+    )
+    restrict_ice_addresses(get_settings().webrtc_ice_addresses)
+    sys.argv = [sys.argv[0], *argv]  # the runner parses sys.argv
+    pipecat_main(parser)
+
+
+def _with_runner_defaults(runner_args: RunnerArguments) -> RunnerArguments:
+    """Runner arguments whose body has the runner's `--mode`/`--tone-hz` where it has none."""
+    cli = getattr(runner_args, "cli_args", None)
+    mode = getattr(cli, "echo_mode", None)
+    body = runner_args.body
+    if mode is None or not (body is None or isinstance(body, dict)):
+        return runner_args
+    runner_args.body = {"mode": mode, "tone_hz": cli.echo_tone_hz, **(body or {})}
+    return runner_args
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python bot.py -u URL ...` joins one room; without `-u` Pipecat's runner starts."""
     argv = sys.argv[1:] if argv is None else argv
@@ -373,9 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     probe.add_argument("-u", "--room-url")
     known, _ = probe.parse_known_args(argv)
     if not known.room_url:
-        from pipecat.runner.run import main as pipecat_main
-
-        pipecat_main()
+        _run_pipecat_runner(argv)
         return 0
 
     args = _manual_parser().parse_args(argv)

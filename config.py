@@ -48,13 +48,18 @@ class Settings(BaseSettings):
 
     webrtc_ice_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # The HTTP boundary (guards.py).
+    api_key: SecretStr | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(256 * 1024, ge=1)
+
     session_launcher: Literal["local", "pipecat-cloud"] = "local"
     pipecat_cloud_api_key: SecretStr | None = None
     pipecat_cloud_agent_name: str | None = None
     pipecat_cloud_api_url: str = "https://api.pipecat.daily.co/v1/public"
     pipecat_cloud_private_api_key: SecretStr | None = None
 
-    @field_validator("webrtc_ice_addresses", mode="before")
+    @field_validator("webrtc_ice_addresses", "cors_origins", mode="before")
     @classmethod
     def _split_addresses(cls, value):
         if isinstance(value, str):

@@ -8,6 +8,7 @@ No pipeline code and no platform SDK calls here: this asks `transports/` and `bo
 import argparse
 import asyncio
 import secrets
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,13 +20,17 @@ import aiohttp
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from loguru import logger
 from pipecat.runner.types import DailyRunnerArguments, LiveKitRunnerArguments, RunnerArguments
-from pydantic import BaseModel, Field
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field
 
+import guards
 from config import PlatformNotConfiguredError, Settings, configure_logging, get_settings
+from guards import errors
+from metrics import AgentMetrics
 from pool import SessionStats, WorkerError, WorkerPool
 from processors import DEFAULT_TONE_HZ, MAX_TONE_HZ, MIN_TONE_HZ, EchoMode
 from transports import daily, livekit, pipecat_cloud
@@ -239,6 +244,34 @@ class ConnectRequest(BaseModel):
     tone_hz: float = Field(default=DEFAULT_TONE_HZ, ge=MIN_TONE_HZ, le=MAX_TONE_HZ)
 
 
+class StartBody(BaseModel):
+    """The session body of a `/start` call: what the bot echoes."""
+
+    mode: EchoMode = EchoMode.PONG
+    tone_hz: float = Field(default=DEFAULT_TONE_HZ, ge=MIN_TONE_HZ, le=MAX_TONE_HZ)
+
+
+class StartRequest(BaseModel):
+    """`POST /start`, as Pipecat's runner and `startBotAndConnect` send it.
+
+    Other runner fields (`enableDefaultIceServers`, `createDailyRoom`, ...) are accepted
+    and ignored: rooms are always created here.
+    """
+
+    transport: Platform = "webrtc"
+    body: StartBody = Field(default_factory=StartBody)
+
+
+class StartResponse(BaseModel):
+    """The runner's `StartBotResult` fields for the transport started."""
+
+    sessionId: str  # noqa: N815 (the runner's field names)
+    dailyRoom: str | None = None  # noqa: N815
+    dailyToken: str | None = None  # noqa: N815
+    url: str | None = None
+    token: str | None = None
+
+
 class DailyCredentials(BaseModel):
     """How a client joins the Daily room."""
 
@@ -272,6 +305,50 @@ class ConnectResponse(BaseModel):
     webrtc: WebRTCCredentials | None = None
 
 
+class HealthResponse(BaseModel):
+    """`GET /health`: the API answers."""
+
+    status: Literal["ok"] = "ok"
+    service: str = "echo-agent-api"
+
+
+class RoomInfo(BaseModel):
+    """One running session, as `GET /rooms` lists it (never a token)."""
+
+    model_config = ConfigDict(extra="allow")  # a field added to Session.describe() shows too
+
+    id: str
+    platform: Platform
+    room: str
+    mode: EchoMode
+    tone_hz: float | None
+    status: str
+    created_at: float
+    expires_at: float
+    clients: int
+    pings_answered: int
+    worker_pid: int | None = None
+    pipecat_cloud_session_id: str | None
+
+
+class RoomsResponse(BaseModel):
+    """`GET /rooms`: the running sessions, oldest first."""
+
+    rooms: list[RoomInfo]
+
+
+class DeletedResponse(BaseModel):
+    """`DELETE /rooms/{id}`: the session that was ended."""
+
+    deleted: str
+
+
+class CandidatesAdded(BaseModel):
+    """Trickled ICE candidates were handed to the peer connection."""
+
+    status: Literal["ok"] = "ok"
+
+
 # ---------------------------------------------------------------------------
 # App
 
@@ -283,6 +360,11 @@ async def lifespan(app: FastAPI):
     app.state.registry = SessionRegistry(settings.max_sessions)
     app.state.pool = WorkerPool(settings.workers)
     app.state.http = aiohttp.ClientSession()
+    app.state.metrics = AgentMetrics(
+        lambda: [(s.platform, s.stats.status) for s in app.state.registry.list()],
+        app.state.pool,
+        settings.max_sessions,
+    )
     await app.state.pool.start()
     try:
         yield
@@ -294,6 +376,7 @@ async def lifespan(app: FastAPI):
 
 
 app = FastAPI(title="Echo agent", lifespan=lifespan)
+guards.install(app)
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -362,9 +445,9 @@ async def _not_found(_request: Request, exc: SessionNotFoundError):
 
 
 @app.get("/health")
-async def health() -> dict:
+async def health() -> HealthResponse:
     """Liveness: the API answers."""
-    return {"status": "ok", "service": "echo-agent-api"}
+    return HealthResponse()
 
 
 # The benchmark page: committed static files (static/), no build step at run time.
@@ -383,18 +466,25 @@ async def page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", headers=isolation)
 
 
-@app.get("/rooms")
-async def rooms(registry: RegistryDep, pool: PoolDep) -> dict:
+@app.get("/metrics", response_class=PlainTextResponse, responses=errors(503))
+async def metrics(request: Request, pool: PoolDep) -> Response:
+    """Prometheus metrics: sessions, pings, drops, workers, `/connect` latency."""
+    await pool.refresh()
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@app.get("/rooms", responses=errors(503))
+async def rooms(registry: RegistryDep, pool: PoolDep) -> RoomsResponse:
     """The running sessions."""
     await pool.refresh()
-    return {"rooms": [s.describe() for s in registry.list()]}
+    return RoomsResponse(rooms=[RoomInfo(**s.describe()) for s in registry.list()])
 
 
-@app.delete("/rooms/{session_id}")
-async def delete_room(session_id: str, registry: RegistryDep) -> dict:
+@app.delete("/rooms/{session_id}", responses=errors(404))
+async def delete_room(session_id: str, registry: RegistryDep) -> DeletedResponse:
     """End a session early: the bot leaves and its room is deleted."""
     await registry.end(session_id)
-    return {"deleted": session_id}
+    return DeletedResponse(deleted=session_id)
 
 
 # ---------------------------------------------------------------------------
@@ -428,7 +518,7 @@ def _offer_fields(offer: OfferRequest) -> dict:
     }
 
 
-@app.post("/api/offer")
+@app.post("/api/offer", responses=errors(400, 404, 409, 503))
 async def offer(
     body: OfferRequest,
     settings: SettingsDep,
@@ -450,14 +540,14 @@ async def offer(
     return OfferAnswer(sdp=answer["sdp"], type=answer["type"], pc_id=answer["pc_id"])
 
 
-@app.patch("/api/offer")
-async def offer_candidates(patch: IcePatch, pool: PoolDep) -> dict:
+@app.patch("/api/offer", responses=errors(400, 404, 503))
+async def offer_candidates(patch: IcePatch, pool: PoolDep) -> CandidatesAdded:
     """Add trickled ICE candidates to a peer connection."""
     await pool.add_candidates(patch.pc_id, [c.model_dump() for c in patch.candidates])
-    return {"status": "ok"}
+    return CandidatesAdded()
 
 
-@app.post("/sessions/{session_id}/api/offer")
+@app.post("/sessions/{session_id}/api/offer", responses=errors(400, 404, 409, 503))
 async def session_offer(
     session_id: str, body: OfferRequest, registry: RegistryDep, pool: PoolDep
 ) -> OfferAnswer:
@@ -469,10 +559,10 @@ async def session_offer(
     return OfferAnswer(sdp=answer["sdp"], type=answer["type"], pc_id=answer["pc_id"])
 
 
-@app.patch("/sessions/{session_id}/api/offer")
+@app.patch("/sessions/{session_id}/api/offer", responses=errors(400, 404, 503))
 async def session_offer_candidates(
     session_id: str, patch: IcePatch, registry: RegistryDep, pool: PoolDep
-) -> dict:
+) -> CandidatesAdded:
     """Add trickled ICE candidates for a reserved session's peer."""
     registry.get(session_id)
     return await offer_candidates(patch, pool)
@@ -484,10 +574,11 @@ async def session_offer_candidates(
 
 def new_room_name() -> str:
     """A unique room name, also among calls made in the same second."""
-    return f"benchmark-{int(time.time())}-{secrets.token_hex(4)}"
+    # 128 random bits: a session id is what lets a client join (offer) or end (DELETE) it.
+    return f"benchmark-{int(time.time())}-{secrets.token_hex(16)}"
 
 
-@app.post("/connect", response_model_exclude_none=True)
+@app.post("/connect", response_model_exclude_none=True, responses=errors(400, 502, 503))
 async def connect(
     request: Request,
     settings: SettingsDep,
@@ -497,9 +588,51 @@ async def connect(
     """Create a room on each platform asked for (default: all configured) with a bot."""
     body = body or ConnectRequest()
     platforms = list(dict.fromkeys(body.platforms or _default_platforms(settings)))
+    outcome = "error"
+    started_at = time.perf_counter()
+    try:
+        response, _ = await _create_sessions(request, settings, registry, platforms, body)
+        outcome = "ok"
+        return response
+    finally:
+        request.app.state.metrics.connect_seconds.labels(outcome).observe(
+            time.perf_counter() - started_at
+        )
+
+
+@app.post("/start", response_model_exclude_none=True, responses=errors(400, 502, 503))
+async def start(
+    request: Request, settings: SettingsDep, registry: RegistryDep, body: StartRequest
+) -> StartResponse:
+    """Pipecat's runner convention (`startBotAndConnect`): one session on one transport.
+
+    A `webrtc` client then offers to `/sessions/{sessionId}/api/offer`.
+    """
+    options = ConnectRequest(mode=body.body.mode, tone_hz=body.body.tone_hz)
+    response, [session] = await _create_sessions(
+        request, settings, registry, [body.transport], options
+    )
+    if response.daily:
+        return StartResponse(
+            sessionId=session.id, dailyRoom=response.daily.room_url, dailyToken=response.daily.token
+        )
+    if response.livekit:
+        return StartResponse(
+            sessionId=session.id, url=response.livekit.server_url, token=response.livekit.token
+        )
+    return StartResponse(sessionId=session.id)
+
+
+async def _create_sessions(
+    request: Request,
+    settings: Settings,
+    registry: SessionRegistry,
+    platforms: list[Platform],
+    body: ConnectRequest,
+) -> tuple[ConnectResponse, list[Session]]:
+    """A room and a bot on each platform; all or nothing."""
     for platform in platforms:
         settings.require(platform)
-
     response = ConnectResponse()
     started: list[Session] = []
     with registry.reserve(len(platforms)):
@@ -512,7 +645,7 @@ async def connect(
             for session in started:
                 await registry.end(session.id)
             raise
-    return response
+    return response, started
 
 
 def _default_platforms(settings: Settings) -> list[Platform]:
@@ -676,6 +809,10 @@ _CREATORS = {"daily": _create_daily, "livekit": _create_livekit, "webrtc": _crea
 # Entry point
 
 
+def _exit_cleanly(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python server.py [--host H] [--port P]`: serve the API (defaults from settings)."""
     settings = get_settings()
@@ -684,6 +821,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=settings.api_port)
     args = parser.parse_args(argv)
     configure_logging(settings.log_level)
+    guards.warn_if_open(args.host, settings)
+    # uvicorn re-raises the SIGTERM it shut down for; answered here, a stop exits 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     # The plain asyncio loop, not uvloop: aiortc's UDP path answered pings 3-10 % faster
     # on it (benchmarks/RESULTS.md).
     uvicorn.run(

@@ -392,6 +392,7 @@ def test_sigterm_ends_every_bot_deletes_rooms_and_exits_within_10s(tmp_path, fak
         running.process.send_signal(signal.SIGTERM)
         running.process.wait(timeout=10)
         assert time.monotonic() - started < 10
+        assert running.process.returncode == 0  # a clean stop, not "killed by signal 15"
         assert fake_daily.deleted_rooms() == [name]
         assert fake_daily.rooms == {}
 
