@@ -4,8 +4,8 @@ import argparse
 
 import aiohttp
 
-from echo_bench.bursts import AudioRun, BurstSignal, measure_bursts
-from echo_bench.clients import open_session, wait_for_pong
+from echo_bench.bursts import AudioRun, BurstSignal, measure_bursts, summarize_bursts
+from echo_bench.clients import open_session, wait_until_answering
 from echo_bench.options import (
     add_connection_arguments,
     now_iso,
@@ -13,7 +13,8 @@ from echo_bench.options import (
     progress_bar,
     run_command,
 )
-from echo_bench.output import AUDIO_ROWS, summary_table, write_json
+from echo_bench.output import AUDIO_ROWS, setup_table, summary_table, write_json
+from echo_bench.stats import summarize_setup
 
 __all__ = ["add_parser", "audio_result", "audio_session"]
 
@@ -38,29 +39,43 @@ async def audio_session(
             server, platform, "loopback", http, signal=signal, join_timeout=join_timeout
         )
         try:
-            first_pong = await wait_for_pong(client, join_timeout)
+            await wait_until_answering(client, info, join_timeout)
             bursts = await measure_bursts(
                 client, signal, count, interval, join_timeout=join_timeout, on_burst=on_burst
             )
         finally:
             await client.close()
-    return AudioRun(bursts, info.room, first_pong - info.connect_started, signal)
+    return AudioRun(bursts, info.room, info.setup["total"], signal, info.setup)
 
 
-def audio_result(run: AudioRun, **context) -> dict:
-    """Everything about an audio run as one JSON-able dict (`context`: platform, ...)."""
+def audio_result(runs: list[AudioRun], **context) -> dict:
+    """Everything about audio runs (one per `--repeat`) as one JSON-able dict.
+
+    `summary` pools the bursts of every run; `setup_ms` has each setup phase's p50, min
+    and max over the runs; `runs` has each run's room and figures. `context`: platform...
+    """
+    summary = summarize_bursts([b for run in runs for b in run.bursts], runs[0].signal)
+    firsts = [run.connect_to_first_pong for run in runs if run.connect_to_first_pong is not None]
+    summary["connect_to_first_pong_ms"] = sum(firsts) / len(firsts) * 1000 if firsts else None
     return {
         "kind": "audio",
         **context,
-        "room": run.room,
-        "summary": run.summary(),
+        "room": runs[0].room,
+        "summary": summary,
+        "setup_ms": summarize_setup([run.setup for run in runs]),
+        "runs": [
+            {"run": index, "room": run.room, "summary": run.summary()}
+            for index, run in enumerate(runs)
+        ],
         "bursts": [
             {
+                "run": index,
                 "index": b.index,
                 "sent_time": b.sent_time,
                 "latency_ms": None if b.latency is None else b.latency * 1000,
                 "level_dbfs": b.level_dbfs,
             }
+            for index, run in enumerate(runs)
             for b in run.bursts
         ],
     }
@@ -74,7 +89,7 @@ def plot_result(path: str, result: dict) -> None:
     plot_series(
         path,
         f"echo-bench audio: {result['platform']}, {len(bursts)} bursts, {result['date']}",
-        [("audio round trip", [b["index"] for b in bursts], [b["latency_ms"] for b in bursts])],
+        [("audio round trip", list(range(len(bursts))), [b["latency_ms"] for b in bursts])],
         x_label="burst",
         y_label="audio round trip (ms)",
     )
@@ -114,29 +129,38 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; returns the exit code."""
     date = now_iso()
-    bar = progress_bar(args, args.count, args.count * args.interval, "burst")
+    total = args.count * args.repeat
+    bar = progress_bar(args, total, total * args.interval, "burst")
 
     async def benchmark():
-        return await audio_session(
-            args.server,
-            args.platform,
-            args.count,
-            args.interval,
-            join_timeout=args.join_timeout,
-            on_burst=bar.update,
-        )
+        return [
+            await audio_session(
+                args.server,
+                args.platform,
+                args.count,
+                args.interval,
+                join_timeout=args.join_timeout,
+                on_burst=bar.update,
+            )
+            for _ in range(args.repeat)
+        ]
 
-    def report(audio_run: AudioRun) -> int:
+    def report(runs: list[AudioRun]) -> int:
         bar.close()
         result = audio_result(
-            audio_run,
+            runs,
             platform=args.platform,
             server=args.server,
             date=date,
-            params={"count": args.count, "interval": args.interval},
+            params={"count": args.count, "interval": args.interval, "repeat": args.repeat},
         )
         print(f"echo-bench audio: {args.platform} via {args.server}, {date}")
-        print(summary_table([(args.platform, result["summary"])], AUDIO_ROWS))
+        columns = [("all runs" if len(runs) > 1 else args.platform, result["summary"])]
+        if len(runs) > 1:
+            columns += [(f"run {r['run'] + 1}", r["summary"]) for r in result["runs"]]
+        print(summary_table(columns, AUDIO_ROWS))
+        print()
+        print(setup_table(result["setup_ms"]))
         if args.json:
             write_json(args.json, result)
         if args.plot:

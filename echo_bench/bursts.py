@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import numpy as np
 
-from echo_bench.clients import BenchClient, BenchError, offer_session, wait_for_pong
+from echo_bench.clients import BenchClient, BenchError, offer_session, wait_until_answering
 from echo_bench.media import FRAME_SAMPLES, SAMPLE_RATE, ReceivedAudio
 from echo_bench.stats import describe
 
@@ -248,18 +248,21 @@ class AudioRun:
         room: The room (or peer connection) of the session.
         connect_to_first_pong: Seconds from `/connect` to the first pong, if waited for.
         signal: The burst signal played.
+        setup: Seconds per setup phase (`SessionInfo.setup`).
     """
 
     bursts: list[BurstResult]
     room: str = ""
     connect_to_first_pong: float | None = None
     signal: BurstSignal = field(default_factory=BurstSignal)
+    setup: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict:
         """The session's figures."""
         summary = summarize_bursts(self.bursts, self.signal)
         first = self.connect_to_first_pong
         summary["connect_to_first_pong_ms"] = None if first is None else first * 1000
+        summary["setup_ms"] = {phase: seconds * 1000 for phase, seconds in self.setup.items()}
         return summary
 
 
@@ -328,13 +331,12 @@ async def measure_audio_roundtrip(
     """
     signal = BurstSignal()
     client, info = await offer_session(offer_url, http, signal=signal, join_timeout=join_timeout)
-    first_pong = None
     try:
         if wait_for_bot_pong:
-            first_pong = await wait_for_pong(client, join_timeout) - info.connect_started
+            await wait_until_answering(client, info, join_timeout)
         bursts = await measure_bursts(
             client, signal, count, interval, join_timeout=join_timeout, on_burst=on_burst
         )
     finally:
         await client.close()
-    return AudioRun(bursts, info.room, first_pong, signal)
+    return AudioRun(bursts, info.room, info.setup.get("total"), signal, info.setup)

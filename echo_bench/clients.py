@@ -5,8 +5,10 @@ returns with that platform's participant (`echo_bench.participants`) and gives i
 with how long each setup phase took.
 """
 
+import importlib.metadata
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -14,7 +16,7 @@ import aiohttp
 from echo_bench.media import Signal
 from echo_bench.participants import Participant, ParticipantError, network_reason
 from echo_bench.participants.webrtc import WebRTCParticipant
-from echo_bench.wire import SEED, Pong, Wire, parse_reply
+from echo_bench.wire import RTVI, SEED, Pong, Wire, parse_reply
 from ice_addresses import restrict_ice_addresses
 
 __all__ = [
@@ -27,11 +29,13 @@ __all__ = [
     "connect_room",
     "offer_session",
     "open_session",
+    "wait_for_bot_ready",
     "wait_for_pong",
+    "wait_until_answering",
 ]
 
 PLATFORMS = ("webrtc", "daily", "livekit")
-PROBE_INTERVAL = 0.1
+PROBE_INTERVAL = 0.05
 """Seconds between the probe pings that find out when the bot answers."""
 HTTP_TIMEOUT = 30.0
 
@@ -54,8 +58,9 @@ class SessionInfo:
         room: The room (or session id) joined.
         connect_started: perf_counter just before `POST /connect` (or the offer).
         joined: perf_counter when the participant had joined.
-        setup: Seconds per setup phase so far: `connect` (the `/connect` request), `join`
-            and the participant's own steps (`offer`, `ice_dtls`; `publish`).
+        setup: Seconds per setup phase: `connect` (the `/connect` request), `join` and
+            the participant's own steps (`offer`, `ice_dtls`; `publish`), then from
+            `wait_until_answering` `bot_ready` (RTVI), `first_pong` and `total`.
     """
 
     platform: str
@@ -208,21 +213,95 @@ async def wait_for_pong(client: Participant, join_timeout: float, wire: Wire = S
     Raises:
         BenchError: no pong within `join_timeout` seconds, or the client cannot send.
     """
+
+    def answers(message: dict) -> bool:
+        reply = parse_reply(wire.reply(message))
+        return isinstance(reply, Pong) and reply.seq < 0
+
+    return await _probe(client, join_timeout, lambda n: wire.ping(-n), answers, "answer a ping")
+
+
+async def wait_for_bot_ready(client: Participant, join_timeout: float) -> float:
+    """RTVI: send `client-ready` until the bot answers `bot-ready`; returns its arrival.
+
+    Each `client-ready` (one per probe interval, until the bot has started) has its own
+    id; a `bot-ready` answering any of them counts.
+
+    Raises:
+        BenchError: no `bot-ready` within `join_timeout` seconds.
+    """
+    asked: set[str] = set()
+
+    def client_ready(n: int) -> dict:
+        asked.add(f"client-ready-{n}")
+        return RTVI.client_ready(f"client-ready-{n}", "echo-bench", _version())
+
+    return await _probe(
+        client,
+        join_timeout,
+        client_ready,
+        lambda message: RTVI.bot_ready_id(message) in asked,
+        "answer client-ready with bot-ready",
+    )
+
+
+async def _probe(
+    client: Participant,
+    join_timeout: float,
+    probe: Callable[[int], dict],
+    answers: Callable[[dict], bool],
+    what: str,
+) -> float:
+    """Send `probe(n)` (n = 1, 2...) every `PROBE_INTERVAL` s until a message `answers`.
+
+    Returns the answer's arrival time; other messages are dropped.
+
+    Raises:
+        BenchError: no answer within `join_timeout` seconds, or the client cannot send.
+    """
     deadline = time.perf_counter() + join_timeout
-    seq = 0
+    n = 0
     while (remaining := deadline - time.perf_counter()) > 0:
-        seq -= 1
-        await send(client, wire.ping(seq))
+        n += 1
+        await send(client, probe(n))
         probe_end = time.perf_counter() + min(PROBE_INTERVAL, remaining)
         while (wait := probe_end - time.perf_counter()) > 0:
             try:
                 arrival, message = await client.next_message(wait)
             except TimeoutError:
                 break
-            reply = parse_reply(wire.reply(message))
-            if isinstance(reply, Pong) and reply.seq < 0:
+            if answers(message):
                 return arrival
-    raise BenchError(f"the bot did not answer a ping within {join_timeout:g} s")
+    raise BenchError(f"the bot did not {what} within {join_timeout:g} s")
+
+
+async def wait_until_answering(
+    client: Participant, info: SessionInfo, join_timeout: float, wire: Wire = SEED
+) -> float:
+    """After joining: the bot's `bot-ready` (RTVI only), then its first pong.
+
+    Adds `bot_ready`, `first_pong` (each from the step before) and `total` (from
+    `/connect` to the first pong) to `info.setup`; returns the first pong's arrival.
+
+    Raises:
+        BenchError: the bot did not answer within `join_timeout` seconds.
+    """
+    start = info.joined
+    if wire.rtvi:
+        ready = await wait_for_bot_ready(client, join_timeout)
+        info.setup["bot_ready"] = ready - start
+        start = ready
+    first_pong = await wait_for_pong(client, join_timeout, wire)
+    info.setup["first_pong"] = first_pong - start
+    info.setup["total"] = first_pong - info.connect_started
+    return first_pong
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("echo-agent")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
 
 
 async def send(client: Participant, message: dict) -> None:

@@ -28,7 +28,7 @@ LONG_RUN_SECS = 3.0
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """--server, --platform, --join-timeout, --ice-address, --no-progress, --verbose."""
+    """--server, --platform, --join-timeout, --repeat, --ice-address, --no-progress, --verbose."""
     parser.add_argument(
         "--server",
         default=os.environ.get("ECHO_AGENT_URL", DEFAULT_SERVER),
@@ -42,6 +42,13 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=30.0,
         help="seconds to join and get the bot's first pong (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        help="run the whole measurement this many times, one after the other, and pool "
+        "the results (default: %(default)s)",
     )
     parser.add_argument(
         "--ice-address",

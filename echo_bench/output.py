@@ -11,8 +11,10 @@ __all__ = [
     "AUDIO_ROWS",
     "PING_ROWS",
     "Row",
+    "SETUP_PHASES",
     "format_table",
     "lookup",
+    "setup_table",
     "summary_table",
     "write_csv",
     "write_json",
@@ -38,8 +40,30 @@ PING_ROWS: list[Row] = [
     ("jitter (ms)", "jitter_ms", "ms"),
     ("server processing p50 (ms)", "server_processing_ms.p50", "ms3"),
     ("server processing p99 (ms)", "server_processing_ms.p99", "ms3"),
+    ("net RTT p50 (ms)", "net_rtt_ms.p50", "ms"),
+    ("net RTT p95 (ms)", "net_rtt_ms.p95", "ms"),
+    ("net RTT p99 (ms)", "net_rtt_ms.p99", "ms"),
+    ("clock offset (ms)", "clock_offset_ms.offset", "ms3"),
+    ("clock offset bound ± (ms)", "clock_offset_ms.bound", "ms3"),
+    ("client -> agent p50 (ms)", "one_way_ms.client_to_agent.p50", "ms"),
+    ("client -> agent p99 (ms)", "one_way_ms.client_to_agent.p99", "ms"),
+    ("agent -> client p50 (ms)", "one_way_ms.agent_to_client.p50", "ms"),
+    ("agent -> client p99 (ms)", "one_way_ms.agent_to_client.p99", "ms"),
     ("/connect -> first pong (ms)", "connect_to_first_pong_ms", "ms"),
 ]
+
+SETUP_PHASES: list[tuple[str, str]] = [
+    ("connect", "/connect (HTTP)"),
+    ("join", "join"),
+    ("offer", "  offer (ICE gathering) and answer (HTTP)"),
+    ("ice_dtls", "  ICE + DTLS until data channel open"),
+    ("publish", "  microphone published"),
+    ("bot_ready", "bot-ready (RTVI)"),
+    ("first_pong", "first pong"),
+    ("total", "/connect -> first pong"),
+]
+"""Setup phases in order, with their labels; each is timed from the end of the one before
+(indented ones are parts of `join`)."""
 
 AUDIO_ROWS: list[Row] = [
     ("bursts sent", "bursts", "int"),
@@ -103,6 +127,18 @@ def summary_table(columns: Sequence[tuple[str, dict]], rows: Sequence[Row]) -> s
             continue
         body.append([label, *(_format(v, kind) for v in values)])
     return format_table(["", *(title for title, _ in columns)], body)
+
+
+def setup_table(phases: dict[str, dict]) -> str:
+    """The setup phases' p50, min and max (ms) over the sessions, like `lk perf`'s join delays."""
+    count = max((figures["count"] for figures in phases.values()), default=0)
+    body = [
+        [label, *(_format(phases[key][k], "ms") for k in ("p50", "min", "max"))]
+        for key, label in SETUP_PHASES
+        if key in phases
+    ]
+    title = f"setup (ms), {count} session{'s' if count != 1 else ''}"
+    return format_table([title, "p50", "min", "max"], body)
 
 
 def write_json(path: str | Path, result: dict) -> None:

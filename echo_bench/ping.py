@@ -10,17 +10,18 @@ import argparse
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
 from echo_bench.clients import (
     BenchClient,
     BenchError,
+    SessionInfo,
     offer_session,
     open_session,
     send,
-    wait_for_pong,
+    wait_until_answering,
 )
 from echo_bench.options import (
     add_connection_arguments,
@@ -30,9 +31,9 @@ from echo_bench.options import (
     progress_bar,
     run_command,
 )
-from echo_bench.output import PING_ROWS, summary_table, write_csv, write_json
-from echo_bench.stats import PingLog, summarize
-from echo_bench.wire import SEED, Wire
+from echo_bench.output import PING_ROWS, setup_table, summary_table, write_csv, write_json
+from echo_bench.stats import PingLog, one_way, session_offset, summarize, summarize_setup
+from echo_bench.wire import RTVI, SEED, Wire
 
 __all__ = [
     "PingRun",
@@ -54,16 +55,21 @@ class PingRun:
         room: The room (or peer connection) the session ran in.
         connect_to_first_pong: Seconds from `/connect` (or the offer) to the first
             pong; None when the run did not wait for one.
+        setup: Seconds per setup phase (`SessionInfo.setup`).
+        repeat: Which `--repeat` run the session belongs to, from 0.
     """
 
     log: PingLog
     room: str = ""
     connect_to_first_pong: float | None = None
+    setup: dict[str, float] = field(default_factory=dict)
+    repeat: int = 0
 
     def summary(self) -> dict:
         """The session's figures (times in ms)."""
         summary = summarize([self.log])
         summary["connect_to_first_pong_ms"] = _ms(self.connect_to_first_pong)
+        summary["setup_ms"] = {phase: _ms(seconds) for phase, seconds in self.setup.items()}
         return summary
 
 
@@ -140,20 +146,27 @@ async def ping_session(
     pong_timeout: float = 5.0,
     *,
     join_timeout: float = 30.0,
+    wire: Wire = SEED,
     on_sent: Callable[[], None] | None = None,
 ) -> PingRun:
     """`/connect` a pong room on `platform`, join it, wait for the bot and ping it.
+
+    With `wire=RTVI` the client first asks for `bot-ready` and pings in RTVI messages.
 
     Raises:
         BenchError: the room could not be made or joined, or the bot never answered.
     """
     client, info = await open_session(server, platform, "pong", http, join_timeout=join_timeout)
     try:
-        first_pong = await wait_for_pong(client, join_timeout)
-        log = await run_pings(client, count, interval, pong_timeout, on_sent=on_sent)
+        await wait_until_answering(client, info, join_timeout, wire)
+        log = await run_pings(client, count, interval, pong_timeout, wire=wire, on_sent=on_sent)
     finally:
         await client.close()
-    return PingRun(log=log, room=info.room, connect_to_first_pong=first_pong - info.connect_started)
+    return _run(log, info)
+
+
+def _run(log: PingLog, info: SessionInfo) -> PingRun:
+    return PingRun(log, info.room, info.setup.get("total"), info.setup)
 
 
 async def ping_sessions(
@@ -165,6 +178,7 @@ async def ping_sessions(
     *,
     sessions: int = 1,
     join_timeout: float = 30.0,
+    wire: Wire = SEED,
     on_sent: Callable[[], None] | None = None,
 ) -> list[PingRun]:
     """Run `sessions` ping sessions at once, each in its own room.
@@ -185,6 +199,7 @@ async def ping_sessions(
                             interval,
                             pong_timeout,
                             join_timeout=join_timeout,
+                            wire=wire,
                             on_sent=on_sent,
                         )
                     )
@@ -215,11 +230,11 @@ async def ping_offer_url(
     """
     client, info = await offer_session(offer_url, http, join_timeout=join_timeout)
     try:
-        first_pong = await wait_for_pong(client, join_timeout)
+        await wait_until_answering(client, info, join_timeout)
         log = await run_pings(client, count, interval, pong_timeout)
     finally:
         await client.close()
-    return PingRun(log=log, room=info.room, connect_to_first_pong=first_pong - info.connect_started)
+    return _run(log, info)
 
 
 def sample_rows(runs: list[PingRun]) -> list[dict]:
@@ -228,11 +243,14 @@ def sample_rows(runs: list[PingRun]) -> list[dict]:
     for index, run in enumerate(runs):
         ordered = run.log.ordered()
         origin = ordered[0].sent_perf if ordered else 0.0
+        offset, problem = session_offset(run.log)
         for s in ordered:
             processing = s.server_processing
+            up, down = (one_way(s, offset) if problem is None else None) or (None, None)
             rows.append(
                 {
                     "session": index,
+                    "run": run.repeat,
                     "seq": s.seq,
                     "sent_time": s.sent_time,
                     "sent_offset_s": s.sent_perf - origin,
@@ -242,6 +260,9 @@ def sample_rows(runs: list[PingRun]) -> list[dict]:
                     "server_receive_time": s.server_receive_time,
                     "server_send_time": s.server_send_time,
                     "server_processing_ms": _ms(processing),
+                    "net_rtt_ms": _ms(s.net_rtt),
+                    "client_to_agent_ms": _ms(up),
+                    "agent_to_client_ms": _ms(down),
                     "duplicates": s.duplicates,
                 }
             )
@@ -249,19 +270,22 @@ def sample_rows(runs: list[PingRun]) -> list[dict]:
 
 
 def ping_result(runs: list[PingRun], **context) -> dict:
-    """Everything about a ping run as one JSON-able dict (`context`: platform, params...)."""
-    pooled = summarize([run.log for run in runs])
-    firsts = [run.connect_to_first_pong for run in runs if run.connect_to_first_pong is not None]
-    pooled["connect_to_first_pong_ms"] = _ms(sum(firsts) / len(firsts)) if firsts else None
-    pooled["connect_to_first_pong_max_ms"] = _ms(max(firsts)) if firsts else None
+    """Everything about a ping run as one JSON-able dict (`context`: platform, params...).
+
+    `summary` pools every session; `setup_ms` has each setup phase's p50, min and max over
+    the sessions; with several `--repeat` runs, `runs` has each run's pooled summary.
+    """
+    pooled = _pooled(runs)
     rows = sample_rows(runs)
-    return {
+    result = {
         "kind": "ping",
         **context,
         "summary": pooled,
+        "setup_ms": summarize_setup([run.setup for run in runs]),
         "sessions": [
             {
                 "session": index,
+                "run": run.repeat,
                 "room": run.room,
                 "summary": run.summary(),
                 "samples": [r for r in rows if r["session"] == index],
@@ -269,31 +293,53 @@ def ping_result(runs: list[PingRun], **context) -> dict:
             for index, run in enumerate(runs)
         ],
     }
+    repeats = sorted({run.repeat for run in runs})
+    if len(repeats) > 1:
+        result["runs"] = [
+            {"run": r, "summary": _pooled([run for run in runs if run.repeat == r])}
+            for r in repeats
+        ]
+    return result
+
+
+def _pooled(runs: list[PingRun]) -> dict:
+    pooled = summarize([run.log for run in runs])
+    firsts = [run.connect_to_first_pong for run in runs if run.connect_to_first_pong is not None]
+    pooled["connect_to_first_pong_ms"] = _ms(sum(firsts) / len(firsts)) if firsts else None
+    pooled["connect_to_first_pong_max_ms"] = _ms(max(firsts)) if firsts else None
+    return pooled
 
 
 def result_table(result: dict) -> str:
-    """The table `ping` prints: pooled figures, and each session when there are several."""
-    several = len(result["sessions"]) > 1
+    """The table `ping` prints: pooled figures, and each run or session when there are several.
+
+    Then the setup phases, and why one-way delays are missing when they are.
+    """
+    sessions, runs = result["sessions"], result.get("runs", [])
+    several = len(sessions) > 1
     columns = [("all sessions" if several else result["platform"], result["summary"])]
-    if several:
-        columns += [(f"session {s['session'] + 1}", s["summary"]) for s in result["sessions"]]
-    return summary_table(columns, PING_ROWS)
+    if runs:
+        columns += [(f"run {r['run'] + 1}", r["summary"]) for r in runs]
+    elif several:
+        columns += [(f"session {s['session'] + 1}", s["summary"]) for s in sessions]
+    lines = [summary_table(columns, PING_ROWS)]
+    if note := result["summary"].get("one_way_not_given"):
+        lines.append(f"one-way delays not given: {note}")
+    lines += ["", setup_table(result["setup_ms"])]
+    return "\n".join(lines)
 
 
 def plot_result(path: str, result: dict) -> None:
-    """RTT over time and its CDF, titled with platform, count and date."""
+    """RTT and net RTT over time and their CDFs, titled with platform, count and date."""
     from echo_bench.plots import plot_series
 
-    series = []
+    series, net = [], []
     for session in result["sessions"]:
         samples = session["samples"]
-        series.append(
-            (
-                f"session {session['session'] + 1}",
-                [s["sent_offset_s"] for s in samples],
-                [s["rtt_ms"] for s in samples],
-            )
-        )
+        times = [s["sent_offset_s"] for s in samples]
+        label = f"session {session['session'] + 1}"
+        series.append((label, times, [s["rtt_ms"] for s in samples]))
+        net.append((f"{label}, net", times, [s["net_rtt_ms"] for s in samples]))
     params = result["params"]
     sessions = f" x {params['sessions']} sessions" if params["sessions"] > 1 else ""
     title = f"echo-bench ping: {result['platform']}, {params['count']} pings{sessions}, "
@@ -303,6 +349,7 @@ def plot_result(path: str, result: dict) -> None:
         series,
         x_label="time since first ping (s)",
         y_label="round trip (ms)",
+        compare=net,
     )
 
 
@@ -335,6 +382,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=1,
         help="clients at once, each in its own room (default: %(default)s)",
     )
+    parser.add_argument(
+        "--rtvi",
+        action="store_true",
+        help="speak RTVI: client-ready / bot-ready first, then pings as client messages",
+    )
     parser.add_argument("--json", metavar="FILE", help="write summary and every sample as JSON")
     parser.add_argument("--csv", metavar="FILE", help="write one row per ping as CSV")
     parser.add_argument("--plot", metavar="FILE.png", help="plot RTT over time and its CDF")
@@ -346,20 +398,30 @@ def run(args: argparse.Namespace) -> int:
     """Run the subcommand; returns the exit code."""
     date = now_iso()
     bar = progress_bar(
-        args, args.count * args.sessions, args.count * args.interval + args.timeout, "ping"
+        args,
+        args.count * args.sessions * args.repeat,
+        (args.count * args.interval + args.timeout) * args.repeat,
+        "ping",
     )
 
     async def benchmark():
-        return await ping_sessions(
-            args.server,
-            args.platform,
-            args.count,
-            args.interval,
-            args.timeout,
-            sessions=args.sessions,
-            join_timeout=args.join_timeout,
-            on_sent=bar.update,
-        )
+        runs = []
+        for repeat in range(args.repeat):
+            sessions = await ping_sessions(
+                args.server,
+                args.platform,
+                args.count,
+                args.interval,
+                args.timeout,
+                sessions=args.sessions,
+                join_timeout=args.join_timeout,
+                wire=RTVI if args.rtvi else SEED,
+                on_sent=bar.update,
+            )
+            for session in sessions:
+                session.repeat = repeat
+            runs += sessions
+        return runs
 
     def report(runs: list[PingRun]) -> int:
         bar.close()
@@ -373,6 +435,8 @@ def run(args: argparse.Namespace) -> int:
                 "interval": args.interval,
                 "timeout": args.timeout,
                 "sessions": args.sessions,
+                "repeat": args.repeat,
+                "rtvi": args.rtvi,
             },
         )
         print(f"echo-bench ping: {args.platform} via {args.server}, {date}")

@@ -15,10 +15,12 @@ def plot_series(
     *,
     x_label: str,
     y_label: str,
+    compare: Sequence[tuple[str, Sequence[float], Sequence[float | None]]] = (),
 ) -> None:
     """Plot each (label, x, y) over x on the left and the CDF of all y on the right.
 
-    A y of None (lost ping, missed burst) is drawn as a red cross on the x axis.
+    A y of None (lost ping, missed burst) is drawn as a red cross on the x axis. `compare`
+    (e.g. the net RTT beside the RTT) is drawn thin and dashed, with its own dashed CDF.
     """
     import matplotlib
 
@@ -40,6 +42,15 @@ def plot_series(
         if lost:
             over_time.plot(lost, [0] * len(lost), "x", color="red", label=lost_label)
             lost_label = None
+    compared: list[float] = []
+    for label, xs, ys in compare:
+        points = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
+        if points:
+            px, py = zip(*points, strict=True)
+            over_time.plot(px, py, linestyle="--", linewidth=0.6, label=label)
+            compared += py
+    if compared:
+        cdf.step(*_cdf(compared), where="post", color="grey", linestyle="--", linewidth=1.2)
     over_time.set_xlabel(x_label)
     over_time.set_ylabel(y_label)
     over_time.set_ylim(0, max(pooled) * 1.1 if pooled else 1)

@@ -1,8 +1,9 @@
-"""Statistics of ping runs: matching pongs to pings, loss, percentiles, jitter.
+"""Statistics of ping runs: loss, percentiles, jitter, net RTT, clock offset, one-way delays.
 
-Only client-side round trips (one monotonic clock) and the server's own processing
-time (the server's clock minus the server's clock) are computed: the two clocks are
-never compared with each other.
+Round trips are differences of the client's monotonic clock, the agent's hold a difference
+of the server's clock. Client and server clocks meet only in the clock offset, estimated
+NTP-style from the four timestamps of each ping, with its error bound; one-way delays
+are given only when that bound is small enough.
 """
 
 from collections.abc import Iterable, Sequence
@@ -14,12 +15,20 @@ import numpy as np
 from echo_bench.wire import Pong, parse_reply
 
 __all__ = [
+    "ONE_WAY_MAX_BOUND",
+    "OFFSET_FASTEST_SHARE",
+    "ClockOffset",
     "PingLog",
     "PingOutcome",
     "PingSample",
     "describe",
     "jitter",
     "jitter_rfc3550",
+    "clock_offset",
+    "one_way",
+    "one_way_problem",
+    "session_offset",
+    "summarize_setup",
     "percentile",
     "summarize",
 ]
@@ -75,6 +84,12 @@ class PingSample:
         if self.rtt is None or self.server_receive_time is None or self.server_send_time is None:
             return None
         return self.server_send_time - self.server_receive_time
+
+    @property
+    def net_rtt(self) -> float | None:
+        """The round trip minus the agent's hold (`server_processing`), in seconds."""
+        hold = self.server_processing
+        return None if hold is None else self.rtt - hold
 
 
 @dataclass
@@ -179,6 +194,99 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else value * 1000.0
 
 
+OFFSET_FASTEST_SHARE = 0.1
+"""The clock offset comes from this share of the pings with the lowest net RTT (at least 1)."""
+ONE_WAY_MAX_BOUND = 0.25
+"""One-way delays are given when the offset's error bound is at most this share of the
+net RTT p50 (beyond it, how the round trip splits is not known well enough)."""
+
+
+@dataclass(frozen=True)
+class ClockOffset:
+    """The server clock minus the client clock, NTP style.
+
+    Attributes:
+        offset: Seconds to add to a client time to get the server's clock.
+        bound: The true offset lies within `offset` ± `bound` (if the clocks did not
+            drift during the run).
+        samples: Pings it was estimated from.
+    """
+
+    offset: float
+    bound: float
+    samples: int
+
+
+def clock_offset(samples: Sequence[PingSample]) -> ClockOffset | None:
+    """The clock offset from the pings with the lowest net RTT; None without server times.
+
+    A ping sent at client time t0, received by the server at t1, answered at t2 and back
+    at client time t3 = t0 + RTT bounds the offset by causality: t2 - t3 <= offset <=
+    t1 - t0 (a window as wide as its net RTT, centred on NTP's ((t1 - t0) + (t2 - t3)) / 2).
+    The estimate is the middle of the intersection of the windows of the fastest
+    `OFFSET_FASTEST_SHARE` of the pings, its bound half the intersection's width; if
+    those windows do not overlap (the clocks drifted), the fastest ping's window alone.
+    """
+    timed = sorted((s for s in samples if s.net_rtt is not None), key=lambda s: s.net_rtt)
+    if not timed:
+        return None
+    fastest = timed[: max(1, round(len(timed) * OFFSET_FASTEST_SHARE))]
+    low = max(s.server_send_time - (s.sent_time + s.rtt) for s in fastest)
+    high = min(s.server_receive_time - s.sent_time for s in fastest)
+    if low > high:
+        best = fastest[0]
+        low = best.server_send_time - (best.sent_time + best.rtt)
+        high = best.server_receive_time - best.sent_time
+        fastest = fastest[:1]
+    return ClockOffset((low + high) / 2, (high - low) / 2, len(fastest))
+
+
+def one_way(sample: PingSample, offset: ClockOffset) -> tuple[float, float] | None:
+    """(client -> agent, agent -> client) delay of one ping in seconds; None without times."""
+    if sample.net_rtt is None:
+        return None
+    up = sample.server_receive_time - offset.offset - sample.sent_time
+    down = sample.sent_time + sample.rtt - (sample.server_send_time - offset.offset)
+    return up, down
+
+
+def one_way_problem(offset: ClockOffset | None, net_p50: float | None) -> str | None:
+    """Why one-way delays are not given for this offset, or None when they are."""
+    if offset is None or net_p50 is None:
+        return "no pong carried the agent's times"
+    if offset.bound > ONE_WAY_MAX_BOUND * net_p50:
+        return (
+            f"the clock offset is known to ±{offset.bound * 1000:.3f} ms, more than "
+            f"{ONE_WAY_MAX_BOUND:.0%} of the net RTT p50 ({net_p50 * 1000:.3f} ms)"
+        )
+    return None
+
+
+def session_offset(log: "PingLog") -> tuple[ClockOffset | None, str | None]:
+    """A session's clock offset, and why its one-way delays are not given (None: they are)."""
+    ordered = log.ordered()
+    offset = clock_offset(ordered)
+    net_p50 = percentile([n for s in ordered if (n := s.net_rtt) is not None], 50)
+    return offset, one_way_problem(offset, net_p50)
+
+
+def summarize_setup(setups: Sequence[dict[str, float]]) -> dict[str, dict]:
+    """p50, min, max (ms) and count of each setup phase over sessions (seconds in)."""
+    phases: dict[str, list[float]] = {}
+    for setup in setups:
+        for phase, seconds in setup.items():
+            phases.setdefault(phase, []).append(seconds)
+    return {
+        phase: {
+            "p50": _ms(percentile(values, 50)),
+            "min": _ms(min(values)),
+            "max": _ms(max(values)),
+            "count": len(values),
+        }
+        for phase, values in phases.items()
+    }
+
+
 def summarize(sessions: Iterable[PingLog]) -> dict:
     """The figures of one or more sessions pooled together; times in milliseconds.
 
@@ -190,6 +298,11 @@ def summarize(sessions: Iterable[PingLog]) -> dict:
     differences: list[float] = []
     smoothed: list[float] = []
     processing: list[float] = []
+    net: list[float] = []
+    ups: list[float] = []
+    downs: list[float] = []
+    offsets: list[ClockOffset | None] = []
+    problems: list[str] = []
     sent = late = duplicates = unexpected = 0
     for log in sessions:
         ordered = log.ordered()
@@ -199,6 +312,15 @@ def summarize(sessions: Iterable[PingLog]) -> dict:
         if (value := jitter_rfc3550(session_rtts)) is not None:
             smoothed.append(value)
         processing += [p for s in ordered if (p := s.server_processing) is not None]
+        net += [n for s in ordered if (n := s.net_rtt) is not None]
+        offset, problem = session_offset(log)
+        offsets.append(offset)
+        if problem:
+            problems.append(problem)
+        else:
+            delays = [d for s in ordered if (d := one_way(s, offset))]
+            ups += [up for up, _ in delays]
+            downs += [down for _, down in delays]
         sent += len(ordered)
         late += log.late
         duplicates += log.duplicates
@@ -221,4 +343,19 @@ def summarize(sessions: Iterable[PingLog]) -> dict:
             "p99": _ms(percentile(processing, 99)),
             "count": len(processing),
         },
+        "net_rtt_ms": {k: _ms(v) for k, v in describe(net).items()},
+        "clock_offset_ms": _offset_ms(offsets[0]) if len(offsets) == 1 else None,
+        "one_way_ms": None
+        if problems
+        else {
+            "client_to_agent": {k: _ms(v) for k, v in describe(ups).items()},
+            "agent_to_client": {k: _ms(v) for k, v in describe(downs).items()},
+        },
+        "one_way_not_given": problems[0] if problems else None,
     }
+
+
+def _offset_ms(offset: ClockOffset | None) -> dict | None:
+    if offset is None:
+        return None
+    return {"offset": offset.offset * 1000, "bound": offset.bound * 1000, "samples": offset.samples}

@@ -50,11 +50,17 @@ def test_ping_through_the_cloud(platform, cloud_server, tmp_path, capsys):
          "--interval", "0.05", "--json", str(json_path)]
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
-    summary = json.loads(json_path.read_text())["summary"]
+    data = json.loads(json_path.read_text())
+    summary = data["summary"]
     assert summary["sent"] == 20
     assert summary["received"] == 20
     assert 0 < summary["rtt_ms"]["p50"] < 2000
     assert summary["server_processing_ms"]["count"] == 20
+    assert 0 < summary["net_rtt_ms"]["p50"] <= summary["rtt_ms"]["p50"]
+    assert summary["clock_offset_ms"]["bound"] > 0
+    setup = data["sessions"][0]["summary"]["setup_ms"]
+    assert set(setup) == {"connect", "join", "first_pong", "total"}
+    assert setup["total"] >= setup["connect"] + setup["join"] + setup["first_pong"]
 
 
 @pytest.mark.parametrize("platform", [pytest.param(p, marks=cloud(p)) for p in CREDENTIALS])

@@ -5,11 +5,16 @@ import pytest
 from echo_bench.stats import (
     PingLog,
     PingOutcome,
+    clock_offset,
     describe,
     jitter,
     jitter_rfc3550,
+    one_way,
+    one_way_problem,
     percentile,
+    session_offset,
     summarize,
+    summarize_setup,
 )
 
 
@@ -183,3 +188,135 @@ def test_nothing_sent():
     assert summary["sent"] == 0
     assert summary["loss_pct"] is None
     assert summary["jitter_ms"] is None
+
+
+# ---------------------------------------------------------------------------
+# Net RTT, clock offset, one-way delays, setup phases: known samples
+
+THETA = 5.0  # the server's clock runs 5 s ahead of the client's
+
+
+def log_of(pings, theta=THETA, server_shift=()):
+    """Pings with known (up, hold, down) delays in ms; the server clock is client + theta.
+
+    `server_shift` maps a seq to ms added to its server times (a clock step mid-run).
+    """
+    log = PingLog(timeout=5.0)
+    for seq, (up, hold, down) in enumerate(pings):
+        up, hold, down = up / 1000, hold / 1000, down / 1000
+        t0 = 1000.0 + seq  # small times keep the arithmetic exact to 1e-9 s
+        log.sent(seq, t0, 100.0 + seq)
+        shift = dict(server_shift).get(seq, 0.0) / 1000
+        t1 = t0 + up + theta + shift
+        log.received(100.0 + seq + up + hold + down, pong(seq, receive=t1, send=t1 + hold))
+    return log
+
+
+def test_net_rtt_is_the_rtt_minus_the_agents_hold():
+    log = log_of([(4.0, 2.0, 4.0), (5.0, 1.0, 6.0), (3.0, 0.5, 3.0)])
+    assert log.samples[0].net_rtt == pytest.approx(0.008)
+    summary = summarize([log])
+    assert summary["rtt_ms"]["p50"] == pytest.approx(10.0)
+    assert summary["net_rtt_ms"]["p50"] == pytest.approx(8.0)
+    assert summary["net_rtt_ms"]["min"] == pytest.approx(6.0)
+    assert summary["net_rtt_ms"]["max"] == pytest.approx(11.0)
+    assert summary["net_rtt_ms"]["p99"] == pytest.approx(8.0 + 0.98 * 3.0)
+
+
+def test_an_echoed_ping_has_no_net_rtt():
+    log = PingLog(timeout=1.0)
+    sample = log.sent(0, 0.0, 10.0)
+    log.received(10.003, {"type": "ping", "seq": 0, "timestamp": 0.0})
+    assert sample.net_rtt is None
+    assert clock_offset(log.ordered()) is None
+    summary = summarize([log])
+    assert summary["net_rtt_ms"]["p50"] is None
+    assert summary["one_way_ms"] is None
+    assert summary["one_way_not_given"] == "no pong carried the agent's times"
+
+
+def test_offset_of_a_symmetric_fastest_ping_is_exact_with_half_its_net_rtt_as_bound():
+    # One fast ping (1 ms each way) among nine slow ones; 10 % of 10 pings = the fastest one.
+    log = log_of([(1.0, 0.1, 1.0)] + [(5.0, 0.1, 5.0)] * 9)
+    offset = clock_offset(log.ordered())
+    assert offset.offset == pytest.approx(THETA, abs=1e-9)
+    assert offset.bound == pytest.approx(0.001, abs=1e-9)
+    assert offset.samples == 1
+
+
+def test_offset_of_an_asymmetric_ping_is_the_middle_of_its_window():
+    # Window: theta - down .. theta + up = theta - 0.5 ms .. theta + 2 ms.
+    offset = clock_offset(log_of([(2.0, 0.0, 0.5)]).ordered())
+    assert offset.offset == pytest.approx(THETA + 0.00075, abs=1e-9)
+    assert offset.bound == pytest.approx(0.00125, abs=1e-9)
+
+
+def test_offset_intersects_the_windows_of_the_fastest_pings():
+    # 20 pings: the two fastest (net 2 ms) are used. Their windows:
+    # [theta - 1, theta + 1] and [theta - 1.5, theta + 0.5] ms -> [theta - 1, theta + 0.5].
+    log = log_of([(1.0, 0.0, 1.0), (0.5, 0.0, 1.5)] + [(6.0, 0.0, 6.0)] * 18)
+    offset = clock_offset(log.ordered())
+    assert offset.samples == 2
+    assert offset.offset == pytest.approx(THETA - 0.00025, abs=1e-9)
+    assert offset.bound == pytest.approx(0.00075, abs=1e-9)
+
+
+def test_offset_falls_back_to_the_fastest_ping_when_windows_do_not_overlap():
+    # Ping 1's server times are 3 ms off (a clock step): its window no longer meets ping 0's.
+    pings = [(1.0, 0.0, 0.9), (0.5, 0.0, 1.5)] + [(6.0, 0.0, 6.0)] * 18
+    offset = clock_offset(log_of(pings, server_shift=[(1, 3.0)]).ordered())
+    assert offset.samples == 1
+    assert offset.offset == pytest.approx(THETA + 0.00005, abs=1e-9)  # [-0.9, +1] ms
+    assert offset.bound == pytest.approx(0.00095, abs=1e-9)
+
+
+def test_one_way_delays_when_the_bound_is_small_enough():
+    # Fastest ping symmetric (bound 0.5 ms); the others 3 ms up, 7 ms down (net p50 10 ms).
+    log = log_of([(0.5, 0.2, 0.5)] + [(3.0, 0.2, 7.0)] * 9)
+    offset = clock_offset(log.ordered())
+    assert one_way(log.samples[4], offset) == pytest.approx((0.003, 0.007), abs=1e-9)
+    summary = summarize([log])
+    assert summary["one_way_not_given"] is None
+    assert summary["clock_offset_ms"]["offset"] == pytest.approx(THETA * 1000, abs=1e-6)
+    assert summary["clock_offset_ms"]["bound"] == pytest.approx(0.5, abs=1e-6)
+    assert summary["one_way_ms"]["client_to_agent"]["p50"] == pytest.approx(3.0, abs=1e-6)
+    assert summary["one_way_ms"]["agent_to_client"]["p50"] == pytest.approx(7.0, abs=1e-6)
+    assert summary["one_way_ms"]["client_to_agent"]["min"] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_one_way_delays_are_not_given_when_the_bound_is_too_wide():
+    # Every ping 1 ms each way: bound 1 ms, net p50 2 ms; 1 > 25 % of 2.
+    log = log_of([(1.0, 0.1, 1.0)] * 10)
+    offset, problem = session_offset(log)
+    assert offset.bound == pytest.approx(0.001, abs=1e-9)
+    assert problem == (
+        "the clock offset is known to ±1.000 ms, more than 25% of the net RTT p50 (2.000 ms)"
+    )
+    assert one_way_problem(offset, 0.0041) is None  # 1 ms is under 25 % of 4.1 ms: given
+    summary = summarize([log])
+    assert summary["one_way_ms"] is None
+    assert summary["one_way_not_given"] == problem
+    assert summary["clock_offset_ms"]["bound"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_pooled_sessions_give_one_way_delays_only_if_every_session_does():
+    good = log_of([(0.5, 0.2, 0.5)] + [(3.0, 0.2, 7.0)] * 9)
+    wide = log_of([(1.0, 0.1, 1.0)] * 10, theta=-2.0)
+    assert summarize([good, good])["one_way_ms"]["agent_to_client"]["p50"] == pytest.approx(7.0)
+    pooled = summarize([good, wide])
+    assert pooled["clock_offset_ms"] is None  # each session has its own
+    assert pooled["one_way_ms"] is None
+    assert "±1.000 ms" in pooled["one_way_not_given"]
+
+
+def test_setup_phases_summarized_over_sessions():
+    setups = [
+        {"connect": 0.010, "join": 0.050, "first_pong": 0.002},
+        {"connect": 0.030, "join": 0.070, "first_pong": 0.004, "bot_ready": 0.020},
+        {"connect": 0.020, "join": 0.090, "first_pong": 0.003},
+    ]
+    phases = summarize_setup(setups)
+    assert phases["connect"] == pytest.approx({"p50": 20.0, "min": 10.0, "max": 30.0, "count": 3})
+    assert phases["join"]["p50"] == pytest.approx(70.0)
+    assert phases["bot_ready"] == pytest.approx({"p50": 20.0, "min": 20.0, "max": 20.0, "count": 1})
+    assert summarize_setup([]) == {}
