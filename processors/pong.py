@@ -22,7 +22,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from agent_core import MAX_MESSAGE_BYTES, hand_downstream
+from agent_core import MAX_MESSAGE_BYTES, PONG_TO_STAMP, RECEIVED_AT, hand_downstream
 
 ReplyFrameFactory = Callable[[dict, str | None], Frame]
 """Builds the urgent frame that carries `message` back to participant `sender`."""
@@ -92,7 +92,8 @@ class PongProcessor(FrameProcessor):
             logger.debug(f"Ignoring app message that could not be handled: {type(e).__name__}")
 
     async def _answer(self, frame: InputTransportMessageFrame):
-        receive_time = time.time()
+        # Stamped by the transport's first code to see the message (agent_core.RECEIVED_AT).
+        receive_time = frame.metadata.get(RECEIVED_AT) or time.time()
         sender = getattr(frame, "participant_id", None)
         size = _encoded_size(frame.message)
         if size is None:
@@ -118,9 +119,7 @@ class PongProcessor(FrameProcessor):
             await self._reply({"type": "error", "error": problem}, sender)
             return
         pong = self._pong(message, sender, receive_time)
-        reply = self._reply_frame(pong, sender)
-        pong["server_send_time"] = time.time()
-        await hand_downstream(self, reply)
+        await self._send_pong(self._reply_frame(pong, sender), pong)
         await self._call_event_handler("on_ping", sender)
 
     async def _answer_rtvi(self, message: dict, sender: Hashable, receive_time: float):
@@ -144,9 +143,7 @@ class PongProcessor(FrameProcessor):
                     "id": msg_id,
                     "data": {"t": "ping", "d": pong},
                 }
-                reply = self._reply_frame(response, sender)
-                pong["server_send_time"] = time.time()
-                await hand_downstream(self, reply)
+                await self._send_pong(self._reply_frame(response, sender), pong)
                 await self._call_event_handler("on_ping", sender)
         elif kind == "client-ready":
             await self._answer_client_ready(msg_id, data, sender)
@@ -192,6 +189,13 @@ class PongProcessor(FrameProcessor):
         if "seq" in ping:
             pong["seq"] = ping["seq"]
         return pong
+
+    async def _send_pong(self, reply: Frame, pong: dict) -> None:
+        # The output transport sets server_send_time again right before its send
+        # (agent_core.stamp_send_time); this one holds where nothing does, e.g. in tests.
+        reply.metadata[PONG_TO_STAMP] = pong
+        pong["server_send_time"] = time.time()
+        await hand_downstream(self, reply)
 
     async def _reply(self, message: dict, sender: Hashable) -> None:
         await hand_downstream(self, self._reply_frame(message, sender))

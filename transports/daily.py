@@ -203,9 +203,12 @@ class EchoDailyTransport(DailyTransport):
         )
 
     def output(self) -> EchoDailyOutput:
-        """The output transport, stamping pongs as they are sent."""
+        """The output transport, in direct mode (a pong is sent in the caller's turn)."""
         return pipecat_internals.own_output(
-            self, lambda client, params, name: EchoDailyOutput(self, client, params, name=name)
+            self,
+            lambda client, params, name: EchoDailyOutput(
+                self, client, params, name=name, enable_direct_mode=True
+            ),
         )
 
     def deliver_on(self, loop: asyncio.AbstractEventLoop) -> None:

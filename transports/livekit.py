@@ -145,9 +145,12 @@ class EchoLiveKitTransport(LiveKitTransport):
         )
 
     def output(self) -> EchoLiveKitOutput:
-        """The output transport, stamping pongs as they are sent."""
+        """The output transport, in direct mode (a pong is sent in the caller's turn)."""
         return pipecat_internals.own_output(
-            self, lambda client, params, name: EchoLiveKitOutput(self, client, params, name=name)
+            self,
+            lambda client, params, name: EchoLiveKitOutput(
+                self, client, params, name=name, enable_direct_mode=True
+            ),
         )
 
     def _on_data_packet(self, packet) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "intercept_livekit_data_packets",
     "own_input",
     "own_output",
+    "sdk_client",
 ]
 
 PIPECAT_VERSION = "1.14.0"
@@ -79,6 +80,11 @@ def own_output(transport: DailyTransport | LiveKitTransport, make: InputFactory)
     if transport._output is None:
         transport._output = make(transport._client, transport._params, _name(transport, "output"))
     return transport._output
+
+
+def sdk_client(transport: DailyTransport | LiveKitTransport):
+    """Pipecat's SDK client of a transport, for tests that drive its SDK callbacks."""
+    return transport._client
 
 
 def _name(transport: BaseTransport, side: str) -> str | None:
