@@ -572,13 +572,29 @@ async def session_offer_candidates(
 # POST /connect
 
 
+def _session_links(pointer: str) -> dict:
+    """OpenAPI links from an answer naming a session to the routes that take its id."""
+    session_id = {"session_id": f"$response.body#{pointer}"}
+    offer = "#/paths/~1sessions~1{session_id}~1api~1offer/post"
+    end = "#/paths/~1rooms~1{session_id}/delete"
+    links = {
+        "offer": {"operationRef": offer, "parameters": session_id},
+        "end": {"operationRef": end, "parameters": session_id},
+    }
+    return {200: {"links": links}}
+
+
 def new_room_name() -> str:
     """A unique room name, also among calls made in the same second."""
     # 128 random bits: a session id is what lets a client join (offer) or end (DELETE) it.
     return f"benchmark-{int(time.time())}-{secrets.token_hex(16)}"
 
 
-@app.post("/connect", response_model_exclude_none=True, responses=errors(400, 502, 503))
+@app.post(
+    "/connect",
+    response_model_exclude_none=True,
+    responses={**errors(400, 502, 503), **_session_links("/webrtc/session_id")},
+)
 async def connect(
     request: Request,
     settings: SettingsDep,
@@ -600,7 +616,11 @@ async def connect(
         )
 
 
-@app.post("/start", response_model_exclude_none=True, responses=errors(400, 502, 503))
+@app.post(
+    "/start",
+    response_model_exclude_none=True,
+    responses={**errors(400, 502, 503), **_session_links("/sessionId")},
+)
 async def start(
     request: Request, settings: SettingsDep, registry: RegistryDep, body: StartRequest
 ) -> StartResponse:
@@ -701,7 +721,7 @@ async def _start_cloud_bot(
     )
     session.pipecat_cloud_session_id = started.session_id
     if create_daily_room:
-        session.id = session.room = started.room_url.rstrip("/").rsplit("/", 1)[-1]
+        session.room = started.room_url.rstrip("/").rsplit("/", 1)[-1]
 
     async def until_expiry():
         await asyncio.sleep(max(0.0, session.expires_at - time.time()))
@@ -745,7 +765,7 @@ async def _create_daily_on_pipecat_cloud(
 ):
     expires_at = time.time() + settings.room_ttl
     session = Session(
-        id="",
+        id=new_room_name(),  # our own unguessable id; the room is named by Pipecat Cloud
         platform="daily",
         room="",
         mode=body.mode,

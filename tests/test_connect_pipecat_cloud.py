@@ -1,6 +1,7 @@
 """POST /connect with SESSION_LAUNCHER=pipecat-cloud, against a fake Pipecat Cloud API."""
 
 import asyncio
+import re
 import threading
 
 import jwt
@@ -52,6 +53,9 @@ def test_daily_room_comes_from_pipecat_cloud(configure, cloud, cloud_env, bots):
         [room] = client.get("/rooms").json()["rooms"]
         assert room["pipecat_cloud_session_id"] == session.session_id
         assert room["platform"] == "daily"
+        # The room is named by Pipecat Cloud; the session id is ours, with 128 random bits.
+        assert room["room"] == daily["room_url"].rsplit("/", 1)[-1]
+        assert re.fullmatch(r"benchmark-\d+-[0-9a-f]{32}", room["id"]), room["id"]
         assert client.delete(f"/rooms/{room['id']}").status_code == 200
         assert cloud.running() == []
         assert client.get("/rooms").json()["rooms"] == []
