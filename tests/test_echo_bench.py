@@ -330,8 +330,8 @@ def test_ping_console_script_200_pings(server, tmp_path):
     assert "net RTT p99 (ms)" in table
     # Client and agent share this machine's clock: the true offset, 0, lies within the bound.
     offset = summary["clock_offset_ms"]
-    assert abs(offset["offset"]) <= offset["bound"] + 0.05
-    assert 0 < offset["bound"] <= summary["net_rtt_ms"]["min"] / 2 + 1e-9
+    assert abs(offset["offset"]) <= offset["bound"] + 0.05, offset
+    assert 0 < offset["bound"] <= summary["net_rtt_ms"]["min"] / 2 + 1e-3, offset
     if summary["one_way_not_given"] is None:
         up = [s["client_to_agent_ms"] for s in samples]
         down = [s["agent_to_client_ms"] for s in samples]
