@@ -393,10 +393,6 @@ def test_ping_repeated_runs_and_their_setup_phases(server, tmp_path, capsys):
     assert data["setup_ms"]["join"]["max"] == pytest.approx(max(joins))
 
 
-@pytest.mark.xfail(
-    reason="the agent's RTVI (issue 12) has not landed: the bot never answers client-ready",
-    strict=False,
-)
 def test_ping_over_rtvi_measures_bot_ready(server, tmp_path, capsys):
     json_path = tmp_path / "rtvi.json"
     code = cli.main(

@@ -96,3 +96,17 @@ def test_rtvi_client_ready_and_bot_ready():
     assert wire.RTVI.bot_ready_id({**bot_ready, "data": {"version": "2.2.0"}}) == "ready-1"
     assert wire.RTVI.bot_ready_id({**bot_ready, "data": {"version": "1.0.0"}}) is None
     assert wire.RTVI.bot_ready_id({**bot_ready, "type": "bot-llm-text"}) is None
+
+
+async def test_the_agent_answers_the_clients_rtvi_handshake_and_pings():
+    ready, pong_response = await agent_replies(
+        wire.RTVI.client_ready("client-ready-1", "echo-bench", "0.1.0"), wire.RTVI.ping(9)
+    )
+    assert wire.RTVI.bot_ready_id(ready) == "client-ready-1"
+    assert pong_response["id"] == "ping-9"
+    pong = wire.RTVI.reply(pong_response)
+    for name, kind in wire.PONG_FIELDS.items():
+        assert isinstance(pong.get(name), kind), f"{name} in the RTVI pong: {pong.get(name)!r}"
+    reply = wire.parse_reply(pong)
+    assert isinstance(reply, wire.Pong) and reply.seq == 9
+    assert reply.server_receive_time <= reply.server_send_time
