@@ -12,6 +12,7 @@ up by the server) and a pool worker is replaced.
 """
 
 import asyncio
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -64,6 +65,8 @@ class _Worker:
     ended: dict[str, asyncio.Future] = field(default_factory=dict)
     replies: dict[int, asyncio.Future] = field(default_factory=dict)
     alive: bool = True
+    reaper: asyncio.Task | None = None
+    """The one task that waits for the process (multiprocessing's poll is not thread-safe)."""
 
     @property
     def pid(self) -> int | None:
@@ -115,7 +118,7 @@ class WorkerPool:
         workers = [w for w in [*self._shared, *self._dedicated] if w.alive]
         for w in workers:
             self._send(w, {"op": "shutdown"})
-        await asyncio.gather(*(self._reap(w, STOP_TIMEOUT_SECS) for w in workers))
+        await asyncio.gather(*(self._reaper(w) for w in workers))
 
     @property
     def workers_alive(self) -> int:
@@ -153,13 +156,24 @@ class WorkerPool:
             message = f"bot worker {w.pid} not ready in {READY_TIMEOUT_SECS:g} s"
             raise WorkerError("failed", message) from None
 
-    async def _reap(self, w: _Worker, within: float) -> None:
-        await asyncio.to_thread(w.process.join, within)
+    def _reaper(self, w: _Worker) -> asyncio.Task:
+        if w.reaper is None:
+            w.reaper = asyncio.create_task(self._reap(w))
+            self._tasks.add(w.reaper)
+            w.reaper.add_done_callback(self._finished)
+        return w.reaper
+
+    async def _reap(self, w: _Worker) -> None:
+        """Wait for the process to exit (killing it after a while), then end its sessions."""
+        await asyncio.to_thread(w.process.join, STOP_TIMEOUT_SECS)
         if w.process.exitcode is None:
-            logger.warning(f"Bot worker {w.pid} did not stop in {within:g} s: killing it")
+            logger.warning(
+                f"Bot worker {w.pid} did not stop in {STOP_TIMEOUT_SECS:g} s: killing it"
+            )
             w.process.kill()
             await asyncio.to_thread(w.process.join, 2.0)
         self._gone(w)
+        self._ended(w, w.process.exitcode)
 
     # -- the pipes -----------------------------------------------------------
 
@@ -204,28 +218,27 @@ class WorkerPool:
             if not future.done():
                 future.set_result(message["reason"])
             if w.dedicated and not w.sessions and not self._closing:
-                self._send(w, {"op": "shutdown"})
-                self._spawn(self._reap(w, STOP_TIMEOUT_SECS))
+                # A Daily session's own process ends with it.
+                with contextlib.suppress(WorkerError):
+                    self._send(w, {"op": "shutdown"})
+                self._reaper(w)
 
     def _gone(self, w: _Worker) -> None:
-        """The worker's process ended: its sessions end with it; a shared one is replaced."""
+        """The worker's pipe closed: no more requests; its process is reaped."""
         if not w.alive:
             return
         w.alive = False
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(w.conn.fileno())
+        asyncio.get_running_loop().remove_reader(w.conn.fileno())
         w.conn.close()
-        exitcode = w.process.exitcode
-        if exitcode is None:
-            w.process.join(0.2)  # it closed its pipe: it is exiting
-            exitcode = w.process.exitcode
-        if exitcode is None:
-            self._spawn(self._reap(w, STOP_TIMEOUT_SECS))
-        if not w.ready.done():
-            w.ready.set_exception(WorkerError("failed", f"bot worker exited with {exitcode}"))
         for future in w.replies.values():
             if not future.done():
                 future.set_exception(WorkerError("gone", f"bot worker {w.pid} is gone"))
+        self._reaper(w)
+
+    def _ended(self, w: _Worker, exitcode: int | None) -> None:
+        """The worker's process exited: its sessions end with it; a shared one is replaced."""
+        if not w.ready.done():
+            w.ready.set_exception(WorkerError("failed", f"bot worker exited with {exitcode}"))
         reason = f"bot worker {w.pid} exited ({_describe_exit(exitcode)})"
         for sid, stats in w.sessions.items():
             self.ended_pings += stats.pings_answered
@@ -235,17 +248,19 @@ class WorkerPool:
                 future.set_result(reason)
         self._forget(lambda owner, _sid: owner is w)
         self._dedicated.discard(w)
-        if self._closing and exitcode:
-            logger.warning(f"Bot worker {w.pid} exited while stopping ({_describe_exit(exitcode)})")
+        if self._closing:
+            if exitcode:
+                logger.warning(
+                    f"Bot worker {w.pid} exited while stopping ({_describe_exit(exitcode)})"
+                )
+            return
         if w in self._shared:
-            if self._closing:
-                return
             logger.error(f"{reason}: {len(w.sessions)} session(s) lost; starting a replacement")
             self.restarts += 1
             index = self._shared.index(w)
             self._shared[index] = replacement = self._launch(dedicated=False)
             self._spawn(self._wait_ready(replacement))
-        elif not self._closing and w.sessions:
+        elif w.sessions:
             logger.error(f"{reason}: its session ended")
 
     def _spawn(self, coro) -> None:
