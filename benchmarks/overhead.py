@@ -9,6 +9,9 @@ Method (printed with the figures; why each part: `benchmarks/RESULTS.md`, issue 
 - `--pings` pings per peer and run at 50/s, interleaved: one peer's ping half an interval
   (10 ms) after the other's, so both see the machine in the same state. Which peer goes
   first alternates from run to run.
+- The peer processes are started `--starts` times, the runs split between the starts: a
+  process instance can sit a few hundredths off for its whole life (memory layout, which
+  worker takes the bot), so one start is one sample too.
 - `--runs` runs; a run's figure is agent p50 / bare p50 of its RTTs (`perf_counter`).
   The headline is the median of the runs' ratios, printed with their min-max spread
   (one run's ratio moves by several hundredths from connection to connection).
@@ -18,7 +21,8 @@ Method (printed with the figures; why each part: `benchmarks/RESULTS.md`, issue 
   audio): `--bursts` tone bursts per peer in silence, alternating in blocks, detected
   in the returned audio (both jitter buffers and Opus codecs included).
 
-    uv run python benchmarks/overhead.py [--runs 20] [--pings 200] [--bursts 20] [--markdown FILE]
+    uv run python benchmarks/overhead.py [--runs 20] [--pings 200] [--starts 4] [--bursts 20]
+        [--markdown FILE]
 """
 
 import argparse
@@ -57,43 +61,59 @@ async def ping_run(peers: dict[str, PeerProcess], order: list[str], pings: int, 
     return {client.name: summarize(client.answered()) for client in clients}
 
 
-async def measure(runs: int, pings: int, bursts: int) -> dict:
-    """Ping runs (order alternating), then audio bursts in alternating blocks."""
-    restrict_ice_addresses(["127.0.0.1"])
-    pin_client()
-    peers = {
+def start_peers() -> dict[str, PeerProcess]:
+    """The agent and the bare peer, each a new process."""
+    return {
         "agent": PeerProcess("agent", [sys.executable, "server.py"]),
         "bare": PeerProcess("bare", [sys.executable, "benchmarks/bare_echo.py"]),
     }
+
+
+async def measure(runs: int, pings: int, bursts: int, starts: int) -> dict:
+    """Ping runs over `starts` fresh pairs of peer processes, then audio bursts.
+
+    The order alternates from run to run; the audio blocks run on the last pair.
+    """
+    restrict_ice_addresses(["127.0.0.1"])
+    pin_client()
     results, audio = [], {name: [] for name in PEERS}
-    try:
-        async with aiohttp.ClientSession() as http:
-            for peer in peers.values():
-                await peer.wait_ready(http)
-            for run in range(runs):
-                order = list(PEERS) if run % 2 == 0 else list(reversed(PEERS))
-                result = await ping_run(peers, order, pings, http)
-                result["first"] = order[0]
-                results.append(result)
-                print(
-                    f"run {run + 1}/{runs} ({order[0]} first): ratio "
-                    f"{result['agent']['rtt_p50'] / result['bare']['rtt_p50']:.3f}",
-                    file=sys.stderr,
-                )
-            for block in range(AUDIO_BLOCKS if bursts else 0):
-                for name in PEERS if block % 2 == 0 else reversed(PEERS):
-                    query = "?mode=loopback" if name == "agent" else ""
-                    result = await measure_audio_roundtrip(
-                        peers[name].offer_url(query),
-                        http,
-                        count=max(1, bursts // AUDIO_BLOCKS),
-                        interval=0.5,
+    async with aiohttp.ClientSession() as http:
+        for start in range(starts):
+            peers = start_peers()
+            try:
+                for peer in peers.values():
+                    await peer.wait_ready(http)
+                for run in range(start * runs // starts, (start + 1) * runs // starts):
+                    order = list(PEERS) if run % 2 == 0 else list(reversed(PEERS))
+                    result = await ping_run(peers, order, pings, http)
+                    result["first"], result["start"] = order[0], start
+                    results.append(result)
+                    ratio = result["agent"]["rtt_p50"] / result["bare"]["rtt_p50"]
+                    print(
+                        f"run {run + 1}/{runs} (processes {start + 1}/{starts}, {order[0]} "
+                        f"first): ratio {ratio:.3f}",
+                        file=sys.stderr,
                     )
-                    audio[name] += [b.latency for b in result.bursts if b.latency is not None]
-    finally:
-        for peer in peers.values():
-            peer.stop()
-    return {"runs": results, "audio": audio}
+                if start == starts - 1:
+                    await measure_audio(peers, bursts, http, audio)
+            finally:
+                for peer in peers.values():
+                    peer.stop()
+    return {"runs": results, "audio": audio, "starts": starts}
+
+
+async def measure_audio(peers: dict[str, PeerProcess], bursts: int, http, audio: dict) -> None:
+    """`bursts` audio bursts per peer, the peers alternating in blocks (agent in loopback)."""
+    for block in range(AUDIO_BLOCKS if bursts else 0):
+        for name in PEERS if block % 2 == 0 else reversed(PEERS):
+            query = "?mode=loopback" if name == "agent" else ""
+            result = await measure_audio_roundtrip(
+                peers[name].offer_url(query),
+                http,
+                count=max(1, bursts // AUDIO_BLOCKS),
+                interval=0.5,
+            )
+            audio[name] += [b.latency for b in result.bursts if b.latency is not None]
 
 
 def figures(data: dict) -> dict:
@@ -111,6 +131,13 @@ def figures(data: dict) -> dict:
         "net_ratio": ratios("net_p50"),
         "p99_ratio": ratios("rtt_p99"),
         "difference_us": [1000 * (r["agent"]["rtt_p50"] - r["bare"]["rtt_p50"]) for r in runs],
+        "per_start": [
+            statistics.median(
+                r["agent"]["rtt_p50"] / r["bare"]["rtt_p50"] for r in runs if r["start"] == start
+            )
+            for start in range(data["starts"])
+            if any(r["start"] == start for r in runs)
+        ],
         "per_order": {
             first: [
                 r["agent"]["rtt_p50"] / r["bare"]["rtt_p50"] for r in runs if r["first"] == first
@@ -145,7 +172,7 @@ def spread_us(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
-def report(result: dict, runs: int, pings: int, bursts: int) -> str:
+def report(result: dict, runs: int, pings: int, bursts: int, starts: int) -> str:
     """The method and the figures, as Markdown."""
     agent, bare = result["agent"], result["bare"]
     audio = result["audio_ratio"]
@@ -155,7 +182,8 @@ def report(result: dict, runs: int, pings: int, bursts: int) -> str:
         "",
         f"Method: {runs} runs x {pings} pings per peer at 50/s, interleaved (10 ms apart), "
         "the first peer alternating between runs; a fresh data-channel-only connection per "
-        "peer and run, no audio; agent (`server.py`, pong mode) and bare aiortc echo "
+        f"peer and run, no audio; the peer processes started {starts} times (the runs split "
+        "evenly between the starts); agent (`server.py`, pong mode) and bare aiortc echo "
         "(`bare_echo.py`, no Pipecat) pinned to CPU "
         f"{PEER_CPUS}, client (plain aiortc) to CPU {CLIENT_CPUS}; RTT on perf_counter; "
         "ratio = agent p50 / bare p50 per run, median over the runs (min-max); net RTT = "
@@ -169,6 +197,9 @@ def report(result: dict, runs: int, pings: int, bursts: int) -> str:
         f"| **ping RTT p50 (ms)** | {agent['rtt_p50']:.3f} | {bare['rtt_p50']:.3f} "
         f"| **{spread(result['ratio'])}** | <= 1.10 |",
         f"| ping RTT p50 agent - bare (us) | | | {spread_us(result['difference_us'])} | |",
+        "| ping RTT p50 ratio per start of the processes (median of its runs) | | | "
+        + " / ".join(f"{x:.3f}" for x in result["per_start"])
+        + " | |",
         f"| ping RTT p50, agent first / bare first | | "
         f"| {spread(result['per_order']['agent'])} / {spread(result['per_order']['bare'])} | |",
         f"| hold (server_send - server_receive) p50 (ms) | {agent['hold_p50']:.3f} "
@@ -196,12 +227,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20, help="ping runs (default 20)")
     parser.add_argument("--pings", type=int, default=200, help="pings per peer and run (200)")
     parser.add_argument("--bursts", type=int, default=20, help="audio bursts per peer (0: none)")
+    parser.add_argument(
+        "--starts", type=int, default=4, help="times the peer processes are started (4)"
+    )
     parser.add_argument("--markdown", help="append the report to this Markdown file")
     args = parser.parse_args()
-    if args.runs < 1 or args.pings < 1 or args.bursts < 0:
-        parser.error("--runs and --pings must be positive, --bursts not negative")
-    data = asyncio.run(measure(args.runs, args.pings, args.bursts))
-    publish(report(figures(data), args.runs, args.pings, args.bursts), args.markdown)
+    if args.runs < 1 or args.pings < 1 or args.bursts < 0 or not 1 <= args.starts <= args.runs:
+        parser.error(
+            "--runs and --pings must be positive, --bursts not negative, "
+            "--starts between 1 and --runs"
+        )
+    data = asyncio.run(measure(args.runs, args.pings, args.bursts, args.starts))
+    publish(report(figures(data), args.runs, args.pings, args.bursts, args.starts), args.markdown)
 
 
 if __name__ == "__main__":

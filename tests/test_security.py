@@ -58,7 +58,8 @@ def preflight(client: TestClient, path: str, origin: str, method: str = "POST"):
 
 
 def test_preflight_from_a_listed_origin_is_answered(app):
-    client = app(CORS_ORIGINS=f"{LISTED}, https://other.example")
+    # Preflights carry no credentials: answered with API_KEY set too.
+    client = app(CORS_ORIGINS=f"{LISTED}, https://other.example", API_KEY=API_KEY)
     for path, method in [("/connect", "POST"), ("/api/offer", "PATCH"), ("/rooms/x", "DELETE")]:
         response = preflight(client, path, LISTED, method)
         assert response.status_code == 200, (path, response.text)
