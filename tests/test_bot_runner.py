@@ -18,7 +18,7 @@ from pipecat.runner.types import DailyRunnerArguments
 import bot
 from echo_bench.webrtc_client import EchoClient
 from tests.audio import dominant_frequency, rms
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, stop_process
 
 
 @contextmanager
@@ -50,12 +50,7 @@ def runner(tmp_path: Path, *options: str) -> Iterator[str]:
             time.sleep(0.3)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
     assert "Traceback" not in log_path.read_text(), log_path.read_text()
 
 
