@@ -29,7 +29,7 @@ from pipecat.runner.types import (
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.workers.runner import WorkerRunner
 
-from agent_core import DEFAULT_TONE_HZ, EchoMode, tone_hz_problem
+from agent_core import DEFAULT_TONE_HZ, EchoMode, MessageBound, tone_hz_problem
 from config import PlatformNotConfiguredError, configure_logging, get_settings
 from processors import AudioLoopbackProcessor, PongProcessor, ToneGeneratorProcessor
 from processors.pong import ReplyFrameFactory, urgent_reply
@@ -48,12 +48,18 @@ class SessionState:
 
     clients: int = 0
     ping_counts: Counter = field(default_factory=Counter)
+    bound: MessageBound = field(default_factory=MessageBound)
     end_reason: str | None = None
 
     @property
     def pings_answered(self) -> int:
         """Pongs sent in this session (the pong processor counts them per sender)."""
         return self.ping_counts.total()
+
+    @property
+    def messages_dropped(self) -> int:
+        """App messages the transport dropped (over the rate or the size limit)."""
+        return self.bound.dropped
 
 
 @dataclass(frozen=True)
@@ -224,8 +230,12 @@ async def run_bot(transport: BaseTransport, options: BotOptions) -> str:
         return reason
 
 
-def session_transport(runner_args: RunnerArguments, mode: EchoMode) -> SessionTransport:
+def session_transport(
+    runner_args: RunnerArguments, mode: EchoMode, bound: MessageBound | None = None
+) -> SessionTransport:
     """Build the platform's transport from the runner arguments' type.
+
+    `bound` limits the session's incoming app messages (default: the default rate).
 
     Raises:
         InvalidSessionError: unsupported runner arguments.
@@ -235,26 +245,28 @@ def session_transport(runner_args: RunnerArguments, mode: EchoMode) -> SessionTr
     match runner_args:
         case DailyRunnerArguments(room_url=room_url, token=token):
             return SessionTransport(
-                transport=daily.create_transport(room_url, token, settings.daily_agent_name, audio),
+                transport=daily.create_transport(
+                    room_url, token, settings.daily_agent_name, audio, bound
+                ),
                 platform="daily",
                 room=urlparse(room_url).path.lstrip("/"),
                 reply_frame=daily.reply_frame,
             )
         case LiveKitRunnerArguments(room_name=room_name, url=url, token=token):
             return SessionTransport(
-                transport=livekit.create_transport(url, token, room_name, audio),
+                transport=livekit.create_transport(url, token, room_name, audio, bound),
                 platform="livekit",
                 room=room_name,
                 reply_frame=livekit.reply_frame,
             )
         case SmallWebRTCRunnerArguments(webrtc_connection=connection):
             return SessionTransport(
-                transport=webrtc.create_transport(connection, audio),
+                transport=webrtc.create_transport(connection, audio, bound),
                 platform="webrtc",
                 room=connection.pc_id,
             )
     if isinstance(runner_args.body, dict) and "livekit" in runner_args.body:
-        return session_transport(livekit_arguments(runner_args.body), mode)
+        return session_transport(livekit_arguments(runner_args.body), mode, bound)
     raise InvalidSessionError(
         f"unsupported runner arguments: {type(runner_args).__name__} without a Daily room "
         'and without a "livekit" entry in the body'
@@ -297,7 +309,9 @@ async def run_session(
     """
     settings = get_settings()
     mode, tone_hz = parse_body(runner_args.body)
-    session = session_transport(runner_args, mode)
+    state = state or SessionState()
+    state.bound = MessageBound(settings.max_messages_per_second)
+    session = session_transport(runner_args, mode, state.bound)
     options = BotOptions(
         mode=mode,
         tone_hz=tone_hz,
@@ -306,7 +320,7 @@ async def run_session(
         room=session.room,
         platform=session.platform,
         reply_frame=session.reply_frame,
-        state=state or SessionState(),
+        state=state,
     )
     return await run_bot(session.transport, options)
 

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(256 * 1024, ge=1)
+    max_messages_per_second: int = Field(1000, ge=1)  # per session (agent_core.MessageBound)
 
     session_launcher: Literal["local", "pipecat-cloud"] = "local"
     pipecat_cloud_api_key: SecretStr | None = None

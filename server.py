@@ -86,6 +86,7 @@ class Session:
             "expires_at": self.expires_at,
             "clients": self.stats.clients,
             "pings_answered": self.stats.pings_answered,
+            "messages_dropped": self.stats.messages_dropped,
             "worker_pid": self.stats.worker_pid,
             "pipecat_cloud_session_id": self.pipecat_cloud_session_id,
         }
@@ -327,6 +328,7 @@ class RoomInfo(BaseModel):
     expires_at: float
     clients: int
     pings_answered: int
+    messages_dropped: int = 0
     worker_pid: int | None = None
     pipecat_cloud_session_id: str | None
 

@@ -61,7 +61,7 @@ class WorkerSession:
         return {
             "clients": self.state.clients,
             "pings_answered": self.state.pings_answered,
-            "messages_dropped": getattr(self.state, "messages_dropped", 0),
+            "messages_dropped": self.state.messages_dropped,
         }
 
 

@@ -61,7 +61,7 @@ def measure(method: str, count: int) -> dict:
     time.sleep(0.5)
     rss = [rss_mib(p.pid) for p, _ in workers]
     pss = [pss_mib(p.pid) for p, _ in workers]
-    for process, conn in workers:
+    for _, conn in workers:
         conn.send({"op": "shutdown"})
     for process, _ in workers:
         process.join(10)

@@ -22,7 +22,13 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from agent_core import MAX_MESSAGE_BYTES, PONG_TO_STAMP, RECEIVED_AT, hand_downstream
+from agent_core import (
+    MAX_MESSAGE_BYTES,
+    PONG_TO_STAMP,
+    RECEIVED_AT,
+    RateLimitNotice,
+    hand_downstream,
+)
 
 ReplyFrameFactory = Callable[[dict, str | None], Frame]
 """Builds the urgent frame that carries `message` back to participant `sender`."""
@@ -41,7 +47,9 @@ class PongProcessor(FrameProcessor):
     `data.d` is the pong; both kinds of ping count in `message_count`. An unsupported
     `client-message` gets an RTVI `error-response`; other RTVI types are ignored.
     Other app messages are ignored (debug log); a ping with a bad timestamp gets an
-    error message back; messages over 64 KiB are dropped with a warning. Nothing a
+    error message back; messages over 64 KiB are dropped with a warning. When the
+    transport drops messages over the session's rate bound, it hands on a
+    `RateLimitNotice` (at most one a second), which the sender gets as an error. Nothing a
     client sends can stop the processor. App messages are consumed here; every other
     frame is forwarded. Replies are handed on with `hand_downstream`.
 
@@ -95,6 +103,10 @@ class PongProcessor(FrameProcessor):
         # Stamped by the transport's first code to see the message (agent_core.RECEIVED_AT).
         receive_time = frame.metadata.get(RECEIVED_AT) or time.time()
         sender = getattr(frame, "participant_id", None)
+        if isinstance(frame.message, RateLimitNotice):
+            logger.warning(f"Dropping app messages: {frame.message.error}")
+            await self._reply({"type": "error", "error": frame.message.error}, sender)
+            return
         size = _encoded_size(frame.message)
         if size is None:
             logger.debug("Ignoring app message that cannot be encoded as JSON")

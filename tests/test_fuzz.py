@@ -9,6 +9,9 @@ import json
 import math
 import random
 
+import pytest
+
+from tests.conftest import run_server
 from tests.peer import Peer
 
 SEED = 1313
@@ -59,17 +62,28 @@ def junk(rng: random.Random) -> str | bytes:
     return '{"type": "ping", "timestamp": ' + rng.choice(["1", "[", "}", '"', "1,"]) * 3
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The server with a message bound far above the fuzz's rate (tests/test_rate_bound.py
+    covers the bound): every junk message is decoded and handled, none dropped unread."""
+    with run_server(tmp_path_factory.mktemp("fuzz"), MAX_MESSAGES_PER_SECOND="1000000") as running:
+        yield running
+
+
 async def test_a_fuzzed_session_answers_every_valid_ping(server):
     rng = random.Random(SEED)
     peer = await Peer().connect(f"{server.url}/api/offer")
     seqs = []
+    oversized = 0
     for index in range(JUNK_MESSAGES):
-        peer.send(junk(rng))
+        message = junk(rng)
+        oversized += len(message.encode() if isinstance(message, str) else message) > 64 * 1024
+        peer.send(message)
         if index % PING_EVERY == PING_EVERY - 1:
             seq = f"valid-{len(seqs)}"
             seqs.append(seq)
             peer.send({"type": "ping", "timestamp": 1000.0 + len(seqs), "seq": seq})
-            await peer.drain()  # about 600 messages per second: under the rate bound
+            await peer.drain()
 
     valid = set(seqs)
 
@@ -88,6 +102,7 @@ async def test_a_fuzzed_session_answers_every_valid_ping(server):
     # The session is alive and counted every answered ping.
     [room] = [r for r in server.rooms() if r["id"] == peer.pc_id]
     assert room["pings_answered"] >= len(seqs)
+    assert room["messages_dropped"] == oversized > 0  # over MAX_MESSAGE_BYTES, unread
     peer.send({"type": "ping", "timestamp": math.pi, "seq": "after"})
     [last] = await peer.collect(lambda r: len(r) >= 1, within=5, quiet=0)
     assert last["seq"] == "after"

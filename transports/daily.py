@@ -24,7 +24,7 @@ from pipecat.transports.daily.utils import (
     DailyRoomProperties,
 )
 
-from agent_core import RECEIVED_AT, hand_downstream, stamp_send_time
+from agent_core import RECEIVED_AT, MessageBound, hand_downstream, stamp_send_time
 from transports import pipecat_internals
 from transports.eager import send_guarded, start_eagerly
 from transports.errors import PlatformAPIError
@@ -172,15 +172,23 @@ class EchoDailyTransport(DailyTransport):
     """Pipecat's Daily transport with the echo agent's message path.
 
     daily-python's app-message callback is taken over (`pipecat_internals`): on its
-    thread the message is stamped, then handed to the event loop in one hop and run
-    through the pipeline at once, instead of Pipecat's queue and callback task.
+    thread the message is stamped and checked against the session's message bound,
+    then handed to the event loop in one hop and run through the pipeline at once,
+    instead of Pipecat's queue and callback task.
 
     Attributes:
         arguments: The room, token and bot name it was built with.
         audio: The audio it carries.
     """
 
-    def __init__(self, room_url: str, token: str | None, bot_name: str, audio: AudioSpec):
+    def __init__(
+        self,
+        room_url: str,
+        token: str | None,
+        bot_name: str,
+        audio: AudioSpec,
+        bound: MessageBound | None = None,
+    ):
         """Initialize the transport (nothing is joined until the pipeline starts)."""
         params = transport_params(audio)
         super().__init__(
@@ -193,6 +201,7 @@ class EchoDailyTransport(DailyTransport):
         )
         self.arguments = DailyArguments(room_url, token, bot_name)
         self.audio = audio
+        self._bound = bound or MessageBound()
         self._loop = _running_loop()
         pipecat_internals.intercept_daily_app_messages(self, self._on_sdk_app_message)
 
@@ -221,6 +230,10 @@ class EchoDailyTransport(DailyTransport):
         loop = self._loop
         if loop is None:
             return
+        if not self._bound.admit():  # dropped here, before the hop to the loop
+            if (notice := self._bound.notice()) is None:
+                return
+            message = notice
         try:
             loop.call_soon_threadsafe(self._deliver, message, sender, received_at)
         except RuntimeError:
@@ -238,10 +251,14 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def create_transport(
-    room_url: str, token: str | None, bot_name: str, audio: AudioSpec
+    room_url: str,
+    token: str | None,
+    bot_name: str,
+    audio: AudioSpec,
+    bound: MessageBound | None = None,
 ) -> EchoDailyTransport:
     """The Pipecat transport for a Daily room (nothing is joined until it starts)."""
-    return EchoDailyTransport(room_url, token, bot_name, audio)
+    return EchoDailyTransport(room_url, token, bot_name, audio, bound)
 
 
 def reply_frame(message: dict, sender: str | None) -> Frame:

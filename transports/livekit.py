@@ -19,7 +19,13 @@ from pipecat.transports.livekit.transport import (
     LiveKitTransport,
 )
 
-from agent_core import MAX_MESSAGE_BYTES, RECEIVED_AT, hand_downstream, stamp_send_time
+from agent_core import (
+    MAX_MESSAGE_BYTES,
+    RECEIVED_AT,
+    MessageBound,
+    hand_downstream,
+    stamp_send_time,
+)
 from transports import pipecat_internals
 from transports.eager import send_guarded, start_eagerly
 from transports.media import AudioSpec, transport_params
@@ -87,9 +93,19 @@ class LiveKitArguments:
 class EchoLiveKitInput(LiveKitInputTransport):
     """LiveKit input that hands data packets to the echo processor, downstream only."""
 
+    def __init__(self, transport, client, params, bound: MessageBound, **kwargs):
+        """Initialize the input; `bound` limits the session's data packets."""
+        super().__init__(transport, client, params, **kwargs)
+        self._bound = bound
+
     async def receive_packet(self, data: bytes, sender: str | None, received_at: float):
         """Decode one data packet (JSON) and hand it downstream, stamped at its arrival."""
+        if not self._bound.admit():
+            if (notice := self._bound.notice()) is not None:
+                await self.receive_app_message(notice, sender, received_at)
+            return
         if len(data) > MAX_MESSAGE_BYTES:
+            self._bound.dropped += 1
             logger.warning(f"Dropping app message of {len(data)} bytes (limit {MAX_MESSAGE_BYTES})")
             return
         try:
@@ -129,19 +145,31 @@ class EchoLiveKitTransport(LiveKitTransport):
     Attributes:
         arguments: The server URL, token and room it was built with.
         audio: The audio it carries.
+        bound: The session's message bound, applied before a packet is decoded.
     """
 
-    def __init__(self, url: str, token: str, room_name: str, audio: AudioSpec):
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        room_name: str,
+        audio: AudioSpec,
+        bound: MessageBound | None = None,
+    ):
         """Initialize the transport (nothing is joined until the pipeline starts)."""
         super().__init__(url, token, room_name, params=LiveKitParams(**transport_params(audio)))
         self.arguments = LiveKitArguments(url, token, room_name)
         self.audio = audio
+        self.bound = bound or MessageBound()
         pipecat_internals.intercept_livekit_data_packets(self, self._on_data_packet)
 
     def input(self) -> EchoLiveKitInput:
         """The input transport, handing data packets downstream only."""
         return pipecat_internals.own_input(
-            self, lambda client, params, name: EchoLiveKitInput(self, client, params, name=name)
+            self,
+            lambda client, params, name: EchoLiveKitInput(
+                self, client, params, self.bound, name=name
+            ),
         )
 
     def output(self) -> EchoLiveKitOutput:
@@ -161,10 +189,10 @@ class EchoLiveKitTransport(LiveKitTransport):
 
 
 def create_transport(
-    url: str, token: str, room_name: str, audio: AudioSpec
+    url: str, token: str, room_name: str, audio: AudioSpec, bound: MessageBound | None = None
 ) -> EchoLiveKitTransport:
     """The Pipecat transport for a LiveKit room (nothing is joined until it starts)."""
-    return EchoLiveKitTransport(url, token, room_name, audio)
+    return EchoLiveKitTransport(url, token, room_name, audio, bound)
 
 
 def reply_frame(message: dict, sender: str | None) -> Frame:

@@ -24,7 +24,13 @@ from pipecat.transports.smallwebrtc.transport import (
     SmallWebRTCOutputTransport,
 )
 
-from agent_core import MAX_MESSAGE_BYTES, RECEIVED_AT, hand_downstream, stamp_send_time
+from agent_core import (
+    MAX_MESSAGE_BYTES,
+    RECEIVED_AT,
+    MessageBound,
+    hand_downstream,
+    stamp_send_time,
+)
 from ice_addresses import restrict_ice_addresses
 from transports.eager import send_guarded, start_eagerly
 from transports.errors import InvalidOfferError, UnknownPeerError
@@ -82,6 +88,10 @@ class DataChannelRouter:
     round trip, measured. Here a message runs from aiortc's listener through the
     pipeline to the data-channel send in one go (`start_eagerly`). Keepalives (bare
     text starting with "ping") and signalling go to Pipecat's own listener.
+
+    Attributes:
+        bound: The session's message bound, applied before a message is decoded
+            (keepalives are exempt: Pipecat's liveness check needs them).
     """
 
     def __init__(self, connection: SmallWebRTCConnection):
@@ -91,6 +101,7 @@ class DataChannelRouter:
         self._pipecat_listeners: list[Callable[[Any], Coroutine]] = []
         self._sink: MessageSink | None = None
         self._early: list[tuple[Any, float]] = []
+        self.bound = MessageBound()
         self.attach()
 
     def attach(self) -> None:
@@ -122,10 +133,15 @@ class DataChannelRouter:
         if isinstance(message, str) and message.startswith("ping"):
             self._to_pipecat(message)  # SmallWebRTC keepalive
             return
+        if not self.bound.admit():
+            if (notice := self.bound.notice()) is not None:
+                self._deliver(notice, received_at)
+            return
         size = len(message)
         if size > MAX_MESSAGE_BYTES // 4 and isinstance(message, str):
             size = len(message.encode("utf-8", errors="surrogatepass"))
         if size > MAX_MESSAGE_BYTES:
+            self.bound.dropped += 1
             logger.warning(f"Dropping app message of {size} bytes (limit {MAX_MESSAGE_BYTES})")
             return
         try:
@@ -135,6 +151,9 @@ class DataChannelRouter:
         if type(decoded) is dict and decoded.get("type") == SIGNALLING_TYPE:
             self._to_pipecat(message)
             return
+        self._deliver(decoded, received_at)
+
+    def _deliver(self, decoded: Any, received_at: float) -> None:
         sink = self._sink
         if sink is None:
             if len(self._early) < MAX_EARLY_MESSAGES:
@@ -289,8 +308,12 @@ class EchoWebRTCTransport(BaseTransport):
         logger.debug(f"Peer turned {source} {'on' if enabled else 'off'}")
 
 
-def create_transport(connection: SmallWebRTCConnection, audio: AudioSpec) -> EchoWebRTCTransport:
-    """The transport for one local WebRTC peer."""
+def create_transport(
+    connection: SmallWebRTCConnection, audio: AudioSpec, bound: MessageBound | None = None
+) -> EchoWebRTCTransport:
+    """The transport for one local WebRTC peer; `bound` limits its app messages."""
+    if bound is not None:
+        router_of(connection).bound = bound
     return EchoWebRTCTransport(connection, audio)
 
 
