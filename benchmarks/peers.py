@@ -64,10 +64,18 @@ def free_port() -> int:
 
 
 class PeerProcess:
-    """A peer answering offers on 127.0.0.1 (`command --host --port`), pinned to `PEER_CPUS`."""
+    """A peer answering offers on 127.0.0.1 (`command --host --port`), pinned to `PEER_CPUS`.
+
+    With `pinned=False` the scheduler places it, as in a deployment.
+    """
 
     def __init__(
-        self, name: str, command: list[str], env: dict | None = None, log: str | None = None
+        self,
+        name: str,
+        command: list[str],
+        env: dict | None = None,
+        log: str | None = None,
+        pinned: bool = True,
     ):
         self.name = name
         self.port = free_port()
@@ -84,7 +92,9 @@ class PeerProcess:
             },
             stdout=self._log,
             stderr=self._log,
-            preexec_fn=(lambda: os.sched_setaffinity(0, PEER_CPUS)) if PEER_CPUS else None,
+            preexec_fn=(
+                (lambda: os.sched_setaffinity(0, PEER_CPUS)) if PEER_CPUS and pinned else None
+            ),
         )
 
     def offer_url(self, query: str = "") -> str:
