@@ -11,7 +11,10 @@ pings straight from the data-channel listener with the agent's pong fields, and 
 received audio frames back as they are decoded. `server_receive_time` is taken at the
 first moment this code sees the data-channel message and `server_send_time` as late as
 possible before `channel.send` (the pong is then encoded and sent), as the agent does
-(issue 15), so `server_send_time - server_receive_time` is each peer's hold.
+(issue 15), so `server_send_time - server_receive_time` is each peer's hold. Like the
+agent, it starts aiortc's SCTP flush eagerly inside `channel.send`, so the pong's
+datagram leaves at once instead of a loop turn later (`--send stock` for aiortc's own
+scheduling, for A/B runs).
 
     python benchmarks/bare_echo.py --port 8090
 """
@@ -22,6 +25,8 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from aiohttp import web
@@ -31,6 +36,59 @@ from aiortc.mediastreams import MediaStreamTrack
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ice_addresses import restrict_ice_addresses  # noqa: E402
+
+
+@contextmanager
+def eager_tasks() -> Iterator[None]:
+    """Tasks created inside this (non-waiting) block run their first step at once."""
+    loop = asyncio.get_running_loop()
+    previous = loop.get_task_factory()
+    loop.set_task_factory(_eager_task_factory)
+    try:
+        yield
+    finally:
+        loop.set_task_factory(previous)
+
+
+def _eager_task_factory(loop: asyncio.AbstractEventLoop, coro, **kwargs):
+    if sys.version_info >= (3, 12):
+        return asyncio.eager_task_factory(loop, coro, **kwargs)
+    future = loop.create_future()  # Python 3.11: the first step by hand
+    try:
+        waiting_on = coro.send(None)
+    except StopIteration as stop:
+        future.set_result(stop.value)
+        return future
+    except BaseException as e:
+        future.set_exception(e)
+        return future
+    return asyncio.Task(_resume(coro, waiting_on), loop=loop, **kwargs)
+
+
+async def _resume(coro, waiting_on):
+    """Drive a coroutine whose first step ran by hand."""
+    return await _Resumed(coro, waiting_on)
+
+
+class _Resumed:
+    def __init__(self, coro, waiting_on):
+        self._coro, self._waiting_on = coro, waiting_on
+
+    def __await__(self):
+        coro, waiting_on = self._coro, self._waiting_on
+        while True:
+            try:
+                result = yield waiting_on
+            except BaseException as e:  # delivered into the coroutine, as a Task does
+                try:
+                    waiting_on = coro.throw(e)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    waiting_on = coro.send(result)
+                except StopIteration as stop:
+                    return stop.value
 
 
 class EchoTrack(MediaStreamTrack):
@@ -48,12 +106,13 @@ class EchoTrack(MediaStreamTrack):
         return await self._source.recv()
 
 
-def answer_pings(channel, listener: str = "sync") -> None:
+def answer_pings(channel, listener: str = "sync", send: str = "eager") -> None:
     """Answer pings on `channel` from its message listener, as the agent's pong says.
 
     `listener="async"` registers a coroutine instead: aiortc then runs it as a new task,
     after it has sent its SCTP acknowledgement (how Pipecat's own listener runs); for
-    `benchmarks/method_ab.py` only, the reference answers in aiortc's turn.
+    `benchmarks/method_ab.py` only, the reference answers in aiortc's turn. `send="stock"`
+    leaves aiortc's SCTP flush to its own task (A/B only).
     """
     pings = 0
 
@@ -77,7 +136,11 @@ def answer_pings(channel, listener: str = "sync") -> None:
         if "seq" in data:
             pong["seq"] = data["seq"]
         pong["server_send_time"] = time.time()
-        channel.send(json.dumps(pong))
+        if send == "eager":
+            with eager_tasks():
+                channel.send(json.dumps(pong))
+        else:
+            channel.send(json.dumps(pong))
 
     async def on_message_async(message):
         on_message(message)
@@ -96,8 +159,8 @@ async def offer(request: web.Request) -> web.Response:
     pcs: set = request.app["pcs"]
     pcs.add(pc)
 
-    listener = request.app["listener"]
-    pc.on("datachannel", lambda channel: answer_pings(channel, listener))
+    listener, send = request.app["listener"], request.app["send"]
+    pc.on("datachannel", lambda channel: answer_pings(channel, listener, send))
 
     @pc.on("track")
     def on_track(track):
@@ -142,11 +205,19 @@ def main():
         default="sync",
         help="answer in aiortc's turn (default) or from a coroutine listener (A/B only)",
     )
+    parser.add_argument(
+        "--send",
+        choices=("eager", "stock"),
+        default="eager",
+        help="start aiortc's SCTP flush inside send, as the agent does (default), "
+        "or leave it to aiortc's own task (A/B only)",
+    )
     args = parser.parse_args()
     restrict_ice_addresses(["127.0.0.1"])
     app = web.Application()
     app["pcs"] = set()
     app["listener"] = args.listener
+    app["send"] = args.send
     app.router.add_post("/api/offer", offer)
     app.router.add_get("/health", health)
     app.on_shutdown.append(on_shutdown)

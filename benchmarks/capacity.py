@@ -1,21 +1,25 @@
-"""How many bots one echo agent process holds, measured on 127.0.0.1.
+"""How many bots the echo agent holds with its worker pool against one bot process.
 
-One server process (pinned to one core) answers local WebRTC sessions opened by aiortc
-clients in this process (pinned to the other core). Two ramps:
+One run, one condition per `--workers` value (1 and 2 by default): `server.py` with
+`WORKERS=w`, scheduled freely over the machine's cores (pinning it to one core would
+deny the pool its point), answers local WebRTC sessions opened by aiortc clients in
+this process, on 127.0.0.1. Per condition, two ramps:
 
-- loopback: N = 1, 2, ..., 8, then larger steps, concurrent `loopback` sessions, each
-  sending audio all the time (silence with a tone burst every second) and 10 pings/s.
-  At each N, over a window of ~10 s: the server's and the client's CPU (% of one core,
-  from /proc/PID/stat; the rest of the machine's from /proc/stat), the audio round trip
-  of every burst of every session, bursts missed, ping RTT p50/p99 and pongs lost. The
-  ramp stops once the server is saturated (CPU >= 95 % of its core, a burst missed, or
-  audio round trip p50 > 2x that of N = 1), or once the client's own core is saturated
-  (then the figures say more about the client than about the server).
-- pong: `pong` sessions (no audio) in larger steps, 10 pings/s each; the server's CPU
-  per session.
+- loopback: N concurrent `loopback` sessions, each sending audio all the time (silence
+  with a tone burst every second) and 10 pings/s. At each N, over a window of ~10 s:
+  the CPU of the agent (the server and every worker, % of one core, from /proc/PID/stat),
+  of its busiest process, of the client and of the rest of the machine (/proc/stat);
+  the agent's PSS and each worker's RSS; the audio round trip of every burst, bursts
+  missed, ping RTT p50/p99 and pongs lost. The ramp stops once something saturates (a
+  worker's core or every core >= 95 %, a burst missed, audio p50 > 2x that of N = 1, or
+  the client's own core).
+- pong: `pong` sessions (no audio), 10 pings/s each, until ping p99 >= 20 ms.
 
-    uv run python benchmarks/capacity.py [--max 40] [--loopback-steps 1,2,4,8,...]
-        [--pong-steps 10,25,50,100] [--markdown FILE]
+Held = the most loopback sessions with audio p90 within 10 % of N = 1 and nothing
+saturated; the most ping-only sessions with p99 < 20 ms.
+
+    uv run python benchmarks/capacity.py [--workers 1,2] [--loopback-steps 1,2,4,...]
+        [--pong-steps 50,100,200,300] [--markdown FILE]
 """
 
 import argparse
@@ -31,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.peers import CLIENT_CPUS, PEER_CPUS, PeerProcess, pin_client  # noqa: E402
+from benchmarks.peers import CLIENT_CPUS, PEER_CPUS, PeerProcess, descendants  # noqa: E402
 from benchmarks.reports import publish, run_line  # noqa: E402
 from echo_bench.bursts import BurstSignal, measure_bursts  # noqa: E402
 from echo_bench.clients import WebRTCBenchClient, configure_ice, wait_for_pong  # noqa: E402
@@ -49,10 +53,17 @@ IDLE_SECS = 5.0
 SATURATED_CPU = 95.0
 LATENCY_FACTOR = 2.0
 KNEE_FACTOR = 1.1
+DISTURBED_CPU = 20.0
+RETRIES = 2
+"""A window in which the rest of the machine (the hypervisor's steal, another process)
+took more than `DISTURBED_CPU` % of a core is measured again, up to `RETRIES` times."""
+PONG_P99_MS = 20.0
+"""Ping-only sessions are held while ping RTT p99 stays under this."""
 """The conclusion also names the most sessions whose audio p90 stays within 10 % of N = 1."""
 CONNECT_BATCH = 10
 
 TICKS = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
 
 
 def cpu_seconds(pid: int | str = "self") -> float:
@@ -69,46 +80,71 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / TICKS
 
 
+def rss_pss_mib(pid: int) -> tuple[float, float]:
+    """Resident and proportional (shared pages split among their users) memory, MiB."""
+    rss = pss = 0.0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1]) / 1024
+    except OSError:
+        pass  # the process ended
+    return rss, pss
+
+
 class CpuMeter:
-    """CPU use over a window, in % of one core: the server, this process (the clients),
-    and everything else on the machine (a neighbour's load, or the hypervisor's steal)."""
+    """CPU use over a window, in % of one core: every process of the agent (the server and
+    its bot workers), this process (the clients), and everything else on the machine."""
 
     def __init__(self, server_pid: int):
         self.server_pid = server_pid
 
-    def _read(self) -> tuple[float, float, float, float]:
-        return (
-            time.perf_counter(),
-            cpu_seconds(self.server_pid),
-            cpu_seconds(),
-            machine_busy_seconds(),
-        )
+    def _read(self) -> tuple[float, dict[int, float], float, float]:
+        agent = {}
+        for pid in descendants(self.server_pid):
+            try:
+                agent[pid] = cpu_seconds(pid)
+            except OSError:
+                pass  # ended meanwhile
+        return time.perf_counter(), agent, cpu_seconds(), machine_busy_seconds()
 
     def __enter__(self) -> "CpuMeter":
         self._start = self._read()
         return self
 
     def __exit__(self, *_) -> None:
-        end = self._read()
-        wall, server, client, machine = (b - a for a, b in zip(self._start, end, strict=True))
+        wall, agent, client, machine = self._read()
+        wall -= self._start[0]
+        start = self._start[1]
+        per_process = {pid: (t - start.get(pid, 0.0)) / wall * 100 for pid, t in agent.items()}
         self.seconds = wall
-        self.server = server / wall * 100
-        self.client = client / wall * 100
-        self.other = max(0.0, machine - server - client) / wall * 100
+        self.agent = sum(per_process.values())
+        self.busiest = max(per_process.values(), default=0.0)
+        self.client = (client - self._start[2]) / wall * 100
+        machine_pct = (machine - self._start[3]) / wall * 100
+        self.machine = machine_pct
+        self.other = max(0.0, machine_pct - self.agent - self.client)
 
 
 class Server(PeerProcess):
-    """The echo agent as its own process, pinned to `PEER_CPUS`."""
+    """The echo agent (`server.py` with `WORKERS` bot workers), pinned or scheduled freely."""
 
-    def __init__(self, max_sessions: int, log: str | None):
-        super().__init__(
-            "server", [sys.executable, "server.py"], {"MAX_SESSIONS": str(max_sessions)}, log
-        )
+    def __init__(self, workers: int, pinned: bool, max_sessions: int, log: str | None):
+        env = {"MAX_SESSIONS": str(max_sessions), "WORKERS": str(workers)}
+        super().__init__("server", [sys.executable, "server.py"], env, log, pinned=pinned)
+        self.workers = workers
+        self.label = f"WORKERS={workers}" + (f", pinned to CPU {PEER_CPUS}" if pinned else "")
+
+    async def room_list(self, http: aiohttp.ClientSession) -> list[dict]:
+        """`/rooms`."""
+        async with http.get(f"{self.base}/rooms") as response:
+            return (await response.json())["rooms"]
 
     async def rooms(self, http: aiohttp.ClientSession) -> int:
         """How many sessions `/rooms` lists."""
-        async with http.get(f"{self.base}/rooms") as response:
-            return len((await response.json())["rooms"])
+        return len(await self.room_list(http))
 
     async def wait_empty(self, http: aiohttp.ClientSession, within: float = 30.0) -> None:
         """Wait until every session has ended."""
@@ -117,6 +153,27 @@ class Server(PeerProcess):
             if not await self.rooms(http):
                 return
             await asyncio.sleep(0.5)
+
+    async def memory(self, http: aiohttp.ClientSession) -> dict:
+        """PSS summed over every agent process; RSS of each bot worker; workers in use."""
+        busy = {r["worker_pid"] for r in await self.room_list(http) if r.get("worker_pid")}
+        agent = descendants(self.process.pid)
+        # Workers are forked by the forkserver (the server's child), so they sit two below.
+        top = (self.process.pid, None)
+        workers = [pid for pid in agent if pid != self.process.pid and parent(pid) not in top]
+        return {
+            "pss": sum(rss_pss_mib(pid)[1] for pid in agent),
+            "worker_rss": [rss_pss_mib(pid)[0] for pid in sorted(workers)],
+            "workers_used": len(busy),
+        }
+
+
+def parent(pid: int) -> int | None:
+    """The parent's pid (None once the process has ended)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class WindowClient:
@@ -193,8 +250,8 @@ async def open_sessions(
         sessions.extend(batch)
 
 
-async def measure_step(sessions: list[Session], server: Server) -> dict:
-    """One window on every session at once: CPU, audio round trips, pings."""
+async def measure_step(sessions: list[Session], server: Server, http) -> dict:
+    """One window on every session at once: CPU, memory, audio round trips, pings."""
     await asyncio.sleep(SETTLE_SECS)
     with CpuMeter(server.process.pid) as cpu:
         # The sessions' pings spread over the interval, not all at the same instant.
@@ -207,10 +264,13 @@ async def measure_step(sessions: list[Session], server: Server) -> dict:
     sent = sum(len(w["log"].samples) for w in windows)
     return {
         "n": len(sessions),
-        "server_cpu": cpu.server,
+        "agent_cpu": cpu.agent,
+        "busiest_cpu": cpu.busiest,
         "client_cpu": cpu.client,
+        "machine_cpu": cpu.machine,
         "other_cpu": cpu.other,
         "seconds": cpu.seconds,
+        **await server.memory(http),
         "bursts": bursts,
         "missed": bursts - len(latencies),
         "audio_p50": float(np.percentile(latencies, 50)) if latencies else float("nan"),
@@ -222,22 +282,26 @@ async def measure_step(sessions: list[Session], server: Server) -> dict:
     }
 
 
-async def idle_cpu(server: Server) -> float:
-    """The server's CPU with no session."""
+async def idle(server: Server, http: aiohttp.ClientSession) -> dict:
+    """The agent's CPU and memory with no session."""
     with CpuMeter(server.process.pid) as cpu:
         await asyncio.sleep(IDLE_SECS)
-    return cpu.server
+    return {"cpu": cpu.agent, **await server.memory(http)}
 
 
 def verdict(step: dict, first: dict | None) -> str:
     """Why this step saturates something ('' when nothing is)."""
     reasons = []
-    if step["server_cpu"] >= SATURATED_CPU:
-        reasons.append("server CPU")
+    if step["busiest_cpu"] >= SATURATED_CPU:
+        reasons.append("a worker's core")
+    if step["machine_cpu"] >= SATURATED_CPU * CORES:
+        reasons.append("every core")
     if step["missed"]:
         reasons.append("bursts missed")
     if first and step["audio_p50"] > LATENCY_FACTOR * first["audio_p50"]:
         reasons.append(f"audio > {LATENCY_FACTOR:g}x N=1")
+    if not step["bursts"] and step["rtt_p99"] >= PONG_P99_MS:
+        reasons.append(f"ping p99 >= {PONG_P99_MS:g} ms")
     if step["client_cpu"] >= SATURATED_CPU:
         reasons.append("client CPU")
     return ", ".join(reasons)
@@ -250,162 +314,182 @@ async def close_all(sessions: list[Session], server: Server, http: aiohttp.Clien
     await server.wait_empty(http)
 
 
-async def measure(loopback_steps: list[int], pong_steps: list[int], server_log: str | None) -> dict:
-    """Both ramps against one server process."""
-    configure_ice(["127.0.0.1"])
-    pin_client()
-    server = Server(max([*loopback_steps, *pong_steps]), server_log)
-    out = {"loopback": [], "pong": []}
+async def ramp(
+    kind: str, steps: list[int], server: Server, http: aiohttp.ClientSession
+) -> list[dict]:
+    """Add sessions step by step until something saturates; then close them all."""
+    audio = kind == "loopback"
+    url = f"{server.base}/api/offer?mode={kind}"
     sessions: list[Session] = []
+    out: list[dict] = []
     try:
-        async with aiohttp.ClientSession() as http:
-            await server.wait_ready(http)
-            out["idle_cpu"] = await idle_cpu(server)
-            print(f"idle: server {out['idle_cpu']:.1f} % CPU", file=sys.stderr)
-            loopback_url = f"{server.base}/api/offer?mode=loopback"
-            for n in loopback_steps:
-                await open_sessions(sessions, n, True, loopback_url, http)
-                step = await measure_step(sessions, server)
-                step["verdict"] = verdict(step, out["loopback"][0] if out["loopback"] else None)
-                out["loopback"].append(step)
-                print(_progress("loopback", step), file=sys.stderr)
-                if step["verdict"]:
+        for n in steps:
+            await open_sessions(sessions, n, audio, url, http)
+            step = await measure_step(sessions, server, http)
+            for _ in range(RETRIES):
+                if step["other_cpu"] <= DISTURBED_CPU:
                     break
-            await close_all(sessions, server, http)
-            out["idle_cpu_after"] = await idle_cpu(server)
-            pong_url = f"{server.base}/api/offer?mode=pong"
-            for n in pong_steps:
-                await open_sessions(sessions, n, False, pong_url, http)
-                step = await measure_step(sessions, server)
-                step["verdict"] = verdict(step, None)
-                out["pong"].append(step)
-                print(_progress("pong", step), file=sys.stderr)
-                if step["verdict"]:
-                    break
-            await close_all(sessions, server, http)
+                print(
+                    f"N={n}: other CPU {step['other_cpu']:.0f} %, measured again", file=sys.stderr
+                )
+                step = await measure_step(sessions, server, http)
+            step["verdict"] = verdict(step, out[0] if out and audio else None)
+            out.append(step)
+            print(_progress(server.label, kind, step), file=sys.stderr)
+            if step["verdict"]:
+                break
     finally:
-        await asyncio.gather(*(s.client.close() for s in sessions), return_exceptions=True)
-        server.stop()
+        await close_all(sessions, server, http)
     return out
 
 
-def _progress(ramp: str, step: dict) -> str:
+async def condition(
+    spec: str, loopback_steps: list[int], pong_steps: list[int], log: str | None
+) -> dict:
+    """Both ramps against one agent: `spec` is the WORKERS value, `p` after it pins.
+
+    Pinned, the agent runs on `PEER_CPUS` and the clients on `CLIENT_CPUS` (the old
+    one-process method); otherwise both are scheduled over every core.
+    """
+    workers, pinned = int(spec.rstrip("p")), spec.endswith("p") and bool(PEER_CPUS)
+    os.sched_setaffinity(0, CLIENT_CPUS if pinned else set(range(CORES)))
+    server = Server(workers, pinned, max([*loopback_steps, *pong_steps]), log)
+    try:
+        async with aiohttp.ClientSession() as http:
+            await server.wait_ready(http)
+            out = {"label": server.label, "idle": await idle(server, http)}
+            out["loopback"] = await ramp("loopback", loopback_steps, server, http)
+            out["idle_after"] = await idle(server, http)
+            out["pong"] = await ramp("pong", pong_steps, server, http)
+            return out
+    finally:
+        server.stop()
+
+
+async def measure(
+    specs: list[str], loopback_steps: list[int], pong_steps: list[int], log: str | None
+) -> list[dict]:
+    """Every condition, one after the other, in one run."""
+    configure_ice(["127.0.0.1"])
+    return [await condition(spec, loopback_steps, pong_steps, log) for spec in specs]
+
+
+def _progress(label: str, kind: str, step: dict) -> str:
     return (
-        f"{ramp} N={step['n']}: server {step['server_cpu']:.0f} %, "
-        f"client {step['client_cpu']:.0f} %, audio p50 {step['audio_p50']:.1f} ms, "
-        f"missed {step['missed']}, ping p50 {step['rtt_p50']:.2f} ms, lost {step['lost']}"
-        + (f" -> {step['verdict']}" if step["verdict"] else "")
+        f"{label} {kind} N={step['n']}: agent {step['agent_cpu']:.0f} % "
+        f"(busiest {step['busiest_cpu']:.0f} %), client {step['client_cpu']:.0f} %, "
+        f"audio p50/p90 {step['audio_p50']:.1f}/{step['audio_p90']:.1f} ms, "
+        f"missed {step['missed']}, ping p50/p99 {step['rtt_p50']:.2f}/{step['rtt_p99']:.2f} ms, "
+        f"lost {step['lost']}" + (f" -> {step['verdict']}" if step["verdict"] else "")
     )
 
 
-def conclusion(data: dict) -> str:
-    """The one-line answer."""
+def held(data: dict) -> dict:
+    """What one condition holds, by the issue's criteria.
+
+    Loopback: the most sessions with nothing saturated and audio p90 within
+    `KNEE_FACTOR` of N = 1. Pong: the most sessions with ping p99 < `PONG_P99_MS` and
+    nothing saturated.
+    """
     loopback, pong = data["loopback"], data["pong"]
     first = loopback[0]
-    held = [s for s in loopback if not s["verdict"]]
-    last = loopback[-1]
-    client_bound = "client CPU" in last["verdict"]
-    if held:
-        k = held[-1]
-        within = abs(k["audio_p50"] / first["audio_p50"] - 1) * 100
-        text = (
-            f"One process holds about {k['n']} loopback sessions with audio round trip "
-            f"within {within:.0f} % of one session (server at {k['server_cpu']:.0f} % of a core)"
-        )
-        close = [s for s in held if s["audio_p90"] <= KNEE_FACTOR * first["audio_p90"]]
-        if close and close[-1] is not k:
-            text += (
-                f"; its p90 stays within {(KNEE_FACTOR - 1) * 100:.0f} % up to "
-                f"N={close[-1]['n']} ({k['audio_p90']:.0f} ms at N={k['n']} against "
-                f"{first['audio_p90']:.0f} ms at N=1)"
-            )
-    else:
-        text = "Not even one loopback session ran unsaturated"
-    if not last["verdict"]:
-        text += f"; nothing saturated up to the ramp's last step, N={last['n']}"
-    elif client_bound:
-        text += (
-            f"; at N={last['n']} the client's own core saturated "
-            f"({last['client_cpu']:.0f} %, server {last['server_cpu']:.0f} %; {last['verdict']}), "
-            f"so that step measures the client as much as the server (a straight line through "
-            f"the server's CPU reaches {SATURATED_CPU:g} % at about "
-            f"{_extrapolate(loopback, data['idle_cpu']):.0f} sessions)"
-        )
-    else:
-        peak = max(s["client_cpu"] for s in loopback)
-        text += (
-            f"; N={last['n']} saturates ({last['verdict']}) while the client's core peaked at "
-            f"{peak:.0f} %, so the server is the limit"
-        )
-    if pong:
-        text += (
-            f"; ping-only sessions cost ~{_pong_slope(data):.2f} % of a core each "
-            f"(10 pings/s each, up to {pong[-1]['n']} sessions)"
-        )
-    return text + "."
+    ok = [
+        s
+        for s in loopback
+        if not s["verdict"] and s["audio_p90"] <= KNEE_FACTOR * first["audio_p90"]
+    ]
+    pongs = [s for s in pong if not s["verdict"]]
+    k = ok[-1] if ok else None
+    idle = data["idle"]
+    return {
+        "loopback": k["n"] if k else 0,
+        "loopback_step": k,
+        "loopback_cpu_per_session": (k["agent_cpu"] - idle["cpu"]) / k["n"] if k else float("nan"),
+        "loopback_pss_per_session": (k["pss"] - idle["pss"]) / k["n"] if k else float("nan"),
+        "pong": pongs[-1]["n"] if pongs else 0,
+        "pong_untested_above": bool(pongs) and pongs[-1] is pong[-1],
+        "pong_cpu_per_session": _pong_slope(data),
+        "worker_rss": float(np.mean(idle["worker_rss"] or [float("nan")])),
+    }
 
 
 def _pong_slope(data: dict) -> float:
-    """Server CPU per pong session: slope of a line through idle and every pong step."""
+    """Agent CPU per pong session: slope of a line through idle and every pong step."""
     n = [0] + [s["n"] for s in data["pong"]]
-    cpu = [data["idle_cpu_after"]] + [s["server_cpu"] for s in data["pong"]]
-    return float(np.polyfit(n, cpu, 1)[0])
+    cpu = [data["idle_after"]["cpu"]] + [s["agent_cpu"] for s in data["pong"]]
+    return float(np.polyfit(n, cpu, 1)[0]) if len(n) > 1 else float("nan")
 
 
-def _extrapolate(steps: list[dict], idle: float) -> float:
-    """Sessions at which the server would reach `SATURATED_CPU`, on a line through its CPU."""
-    n = np.array([s["n"] for s in steps], dtype=float)
-    cpu = np.array([s["server_cpu"] for s in steps])
-    slope = float(np.polyfit(n, cpu, 1)[0]) if len(n) > 1 else cpu[0] - idle
-    return (SATURATED_CPU - idle) / slope if slope > 0 else float("inf")
-
-
-def report(data: dict) -> str:
-    """Both ramps as Markdown tables, with date, machine and the conclusion."""
-    lines = [
-        f"{run_line()}, 127.0.0.1; "
-        f"server pinned to CPU {PEER_CPUS}, clients to CPU {CLIENT_CPUS}. "
-        f"Server idle: {data['idle_cpu']:.1f} % CPU before the ramps, "
-        f"{data['idle_cpu_after']:.1f} % after the loopback ramp.",
-        "",
-        f"Loopback ramp: every session sends audio all the time, a {BurstSignal().burst.size}"
-        f"-sample tone burst every {BURST_INTERVAL:g} s ({WINDOW_BURSTS} per window), and "
-        f"{1 / PING_INTERVAL:g} pings/s ({WINDOW_PINGS} per window); CPU in % of one core; "
-        "other = the rest of the machine (another process, the hypervisor's steal).",
-        "",
-        "| sessions | server CPU | server CPU per session | client CPU | other CPU "
-        "| audio RTT p50 (ms) | audio RTT p90 (ms) | bursts missed | ping RTT p50 (ms) "
-        "| ping RTT p99 (ms) | pongs lost | saturated |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for s in data["loopback"]:
-        lines.append(
-            f"| {s['n']} | {s['server_cpu']:.1f} % | {s['server_cpu'] / s['n']:.1f} % "
-            f"| {s['client_cpu']:.1f} % | {s['other_cpu']:.1f} % "
-            f"| {s['audio_p50']:.1f} | {s['audio_p90']:.1f} | {s['missed']}/{s['bursts']} "
+def _table(steps: list[dict], audio: bool) -> list[str]:
+    head = "| sessions | workers used | agent CPU | busiest process | client CPU | other CPU "
+    head += "| agent PSS (MiB) | worker RSS (MiB) "
+    if audio:
+        head += "| audio RTT p50 (ms) | audio RTT p90 (ms) | bursts missed "
+    head += "| ping RTT p50 (ms) | ping RTT p99 (ms) | pongs lost | saturated |"
+    lines = [head, "|---" * (head.count("|") - 1) + "|"]
+    for s in steps:
+        row = (
+            f"| {s['n']} | {s['workers_used']} | {s['agent_cpu']:.1f} % | {s['busiest_cpu']:.1f} % "
+            f"| {s['client_cpu']:.1f} % | {s['other_cpu']:.1f} % | {s['pss']:.0f} "
+            f"| {' + '.join(f'{r:.0f}' for r in s['worker_rss'])} "
+        )
+        if audio:
+            row += f"| {s['audio_p50']:.1f} | {s['audio_p90']:.1f} | {s['missed']}/{s['bursts']} "
+        row += (
             f"| {s['rtt_p50']:.2f} | {s['rtt_p99']:.2f} | {s['lost']}/{s['pings']} "
             f"| {s['verdict'] or '-'} |"
         )
-    if data["pong"]:
-        idle = data["idle_cpu_after"]
+        lines.append(row)
+    return lines
+
+
+def report(results: list[dict]) -> str:
+    """Every condition's ramps as Markdown tables, then the comparison."""
+    lines = [
+        "## Capacity: the worker pool against one bot process",
+        "",
+        f"{run_line()}, 127.0.0.1; agent and clients scheduled freely over the machine's "
+        f"{CORES} cores (the pool needs every core), except where a condition says pinned "
+        f"(agent on CPU {PEER_CPUS}, clients on CPU {CLIENT_CPUS}). Loopback ramp: every "
+        f"session sends audio all the time, a {BurstSignal().burst.size}-sample tone burst every "
+        f"{BURST_INTERVAL:g} s ({WINDOW_BURSTS} per window) and {1 / PING_INTERVAL:g} pings/s "
+        f"({WINDOW_PINGS} per window). Pong ramp: no audio, {1 / PING_INTERVAL:g} pings/s per "
+        "session. CPU in % of one core: agent = the server and all its workers, busiest = its "
+        "busiest process, client = the benchmark's one client process, other = the rest of the "
+        "machine. PSS sums every agent process (shared pages split); worker RSS is per worker "
+        "holding a session.",
+    ]
+    summary = []
+    for data in results:
+        w = data["label"]
+        h = held(data)
+        idle = data["idle"]
         lines += [
             "",
-            f"Pong ramp: no audio, {1 / PING_INTERVAL:g} pings/s per session "
-            f"({WINDOW_PINGS} per window); CPU per session = (server CPU - idle) / sessions; "
-            "the conclusion takes the slope of a line through idle and every step.",
+            f"### {w}",
             "",
-            "| sessions | server CPU | CPU per session | client CPU | other CPU "
-            "| ping RTT p50 (ms) | ping RTT p99 (ms) | pongs lost | saturated |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"Idle: agent {idle['cpu']:.1f} % CPU, {idle['pss']:.0f} MiB PSS.",
+            "",
+            *_table(data["loopback"], True),
+            "",
+            *_table(data["pong"], False),
         ]
-        for s in data["pong"]:
-            lines.append(
-                f"| {s['n']} | {s['server_cpu']:.1f} % | {(s['server_cpu'] - idle) / s['n']:.2f} % "
-                f"| {s['client_cpu']:.1f} % | {s['other_cpu']:.1f} % "
-                f"| {s['rtt_p50']:.2f} | {s['rtt_p99']:.2f} "
-                f"| {s['lost']}/{s['pings']} | {s['verdict'] or '-'} |"
-            )
-    lines += ["", conclusion(data)]
+        summary.append((w, h))
+    lines += [
+        "",
+        "| agent | loopback sessions held (audio p90 within 10 % of N=1) "
+        "| agent CPU per loopback session there | agent PSS per session (MiB) "
+        f"| ping-only sessions with p99 < {PONG_P99_MS:g} ms | agent CPU per ping-only session "
+        "| RSS per idle worker (MiB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for w, h in summary:
+        pong = f"{h['pong']}" + (" (ramp's last step)" if h["pong_untested_above"] else "")
+        lines.append(
+            f"| {w} | {h['loopback']} | {h['loopback_cpu_per_session']:.1f} % "
+            f"| {h['loopback_pss_per_session']:.1f} | {pong} | {h['pong_cpu_per_session']:.2f} % "
+            f"| {h['worker_rss']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -414,28 +498,38 @@ def _counts(text: str) -> list[int]:
 
 
 def main() -> None:
-    """Run both ramps and print (optionally append) the report."""
+    """Run both ramps per condition and print (optionally append) the report."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--max", type=int, default=40, help="most loopback sessions")
+    parser.add_argument(
+        "--workers",
+        default="1p,1,2",
+        help="conditions: WORKERS values, `p` after one pins agent and clients apart (1p,1,2)",
+    )
+    parser.add_argument("--max", type=int, default=60, help="most loopback sessions")
     parser.add_argument(
         "--loopback-steps",
-        default="1,2,3,4,5,6,7,8,10,12,14,16,20,24,28,32,36,40",
+        default="1,2,4,8,12,16,20,24,28,32,36,40,44,48,52,56,60",
         help="loopback session counts, comma separated (up to --max)",
     )
     parser.add_argument(
         "--pong-steps",
-        default="10,25,50,100",
+        default="50,100,200,300",
         help="pong session counts, comma separated (MAX_SESSIONS follows the largest)",
     )
     parser.add_argument("--server-log", help="write the server's output to this file")
     parser.add_argument("--markdown", help="append the report to this Markdown file")
     args = parser.parse_args()
     loopback = sorted(n for n in _counts(args.loopback_steps) if n <= args.max)
-    if not loopback:
-        parser.error("no loopback step within --max")
-    data = asyncio.run(measure(loopback, sorted(_counts(args.pong_steps)), args.server_log))
+    specs = [w.strip() for w in args.workers.split(",") if w.strip()]
+    if (
+        not loopback
+        or not specs
+        or not all(w.rstrip("p").isdigit() and int(w.rstrip("p")) >= 1 for w in specs)
+    ):
+        parser.error("need a loopback step within --max and WORKERS >= 1")
+    data = asyncio.run(measure(specs, loopback, sorted(_counts(args.pong_steps)), args.server_log))
     publish(report(data), args.markdown)
 
 

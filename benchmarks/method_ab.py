@@ -49,6 +49,7 @@ PEER_COMMANDS = {
     "bare": ["benchmarks/bare_echo.py"],
     "bare_pipecat": ["-m", "benchmarks.preimport", "transports.webrtc", "benchmarks/bare_echo.py"],
     "bare_async": ["benchmarks/bare_echo.py", "--listener", "async"],
+    "bare_stock_send": ["benchmarks/bare_echo.py", "--send", "stock"],
 }
 
 
@@ -77,6 +78,10 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "bare_async_listener": (
         {"bare": "bare_async"},
         "the bare peer answers from a coroutine listener (a task after aiortc's SACK)",
+    ),
+    "bare_stock_send": (
+        {"bare": "bare_stock_send"},
+        "the bare peer leaves aiortc's SCTP flush to its own task (no eager send)",
     ),
     "client_async_listener": (
         {"client_async": True},

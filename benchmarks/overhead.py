@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.peers import CLIENT_CPUS, PEER_CPUS, PeerProcess, pin_client  # noqa: E402
 from benchmarks.pinger import PingClient, ping_interleaved, summarize  # noqa: E402
-from benchmarks.reports import publish, run_line  # noqa: E402
+from benchmarks.reports import StealMeter, publish, run_line  # noqa: E402
 from echo_bench.bursts import measure_audio_roundtrip  # noqa: E402
 from ice_addresses import restrict_ice_addresses  # noqa: E402
 
@@ -237,8 +237,10 @@ def main() -> None:
             "--runs and --pings must be positive, --bursts not negative, "
             "--starts between 1 and --runs"
         )
-    data = asyncio.run(measure(args.runs, args.pings, args.bursts, args.starts))
-    publish(report(figures(data), args.runs, args.pings, args.bursts, args.starts), args.markdown)
+    with StealMeter() as steal:
+        data = asyncio.run(measure(args.runs, args.pings, args.bursts, args.starts))
+    text = report(figures(data), args.runs, args.pings, args.bursts, args.starts)
+    publish(f"{text}\n\n{steal.line()}", args.markdown)
 
 
 if __name__ == "__main__":

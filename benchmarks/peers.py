@@ -25,11 +25,8 @@ def pin_client() -> None:
         os.sched_setaffinity(0, CLIENT_CPUS)
 
 
-def set_affinity(pid: int, cpus: set[int]) -> None:
-    """Move every thread of process `pid` and of its descendants onto `cpus`.
-
-    The echo agent may run bots in worker processes; they are descendants of the server.
-    """
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (the echo agent's bots run in worker processes)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -44,7 +41,12 @@ def set_affinity(pid: int, cpus: set[int]) -> None:
         found = children.get(frontier.pop(), [])
         pids += found
         frontier += found
-    for process in pids:
+    return pids
+
+
+def set_affinity(pid: int, cpus: set[int]) -> None:
+    """Move every thread of process `pid` and of its descendants onto `cpus`."""
+    for process in descendants(pid):
         try:
             threads = [int(t) for t in os.listdir(f"/proc/{process}/task")]
         except OSError:

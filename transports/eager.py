@@ -9,13 +9,14 @@ must wait continues in a task.
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import Frame
 
-__all__ = ["send_guarded", "start_eagerly"]
+__all__ = ["eager_task_creation", "send_guarded", "start_eagerly"]
 
 
 def start_eagerly(coro: Coroutine[Any, Any, Any]) -> None:
@@ -94,6 +95,41 @@ class _Resumed:
 
 async def _finish(coro: Coroutine, waiting_on: Any) -> Any:
     return await _Resumed(coro, waiting_on)
+
+
+@contextmanager
+def eager_task_creation() -> Iterator[None]:
+    """Tasks created inside this block run their first step at once, in the caller's turn.
+
+    Around a data-channel send: aiortc's `RTCDataChannel.send` queues the message and
+    schedules the SCTP flush as a task, so the pong's datagram waited until the rest of
+    the pipeline's turn (the processors' return path) had run. With the flush started
+    eagerly the datagram leaves inside `send`. Only for code that does not wait while
+    inside the block (the factory would apply to whatever else ran meanwhile).
+    """
+    loop = asyncio.get_running_loop()
+    previous = loop.get_task_factory()
+    loop.set_task_factory(_eager_task_factory)
+    try:
+        yield
+    finally:
+        loop.set_task_factory(previous)
+
+
+def _eager_task_factory(loop: asyncio.AbstractEventLoop, coro: Coroutine, **kwargs):
+    if _EAGER_TASKS:
+        return asyncio.eager_task_factory(loop, coro, **kwargs)
+    # Python 3.11: drive the first step by hand, as `start_eagerly` does.
+    future = loop.create_future()
+    try:
+        waiting_on = coro.send(None)
+    except StopIteration as stop:
+        future.set_result(stop.value)
+        return future
+    except BaseException as e:
+        future.set_exception(e)
+        return future
+    return asyncio.Task(_finish(coro, waiting_on), loop=loop, **kwargs)
 
 
 async def send_guarded(send: Callable[[Frame], Awaitable[Any]], frame: Frame) -> None:

@@ -32,7 +32,7 @@ from agent_core import (
     stamp_send_time,
 )
 from ice_addresses import restrict_ice_addresses
-from transports.eager import send_guarded, start_eagerly
+from transports.eager import eager_task_creation, send_guarded, start_eagerly
 from transports.errors import InvalidOfferError, UnknownPeerError
 from transports.media import AudioSpec, transport_params
 
@@ -246,7 +246,9 @@ class EchoWebRTCOutput(SmallWebRTCOutputTransport):
     async def send_message(self, frame):
         """Stamp the pong, if any, then hand the message to the data channel."""
         stamp_send_time(frame, time.time())
-        await send_guarded(super().send_message, frame)
+        # Pipecat's send is synchronous down to aiortc's `RTCDataChannel.send`.
+        with eager_task_creation():
+            await send_guarded(super().send_message, frame)
 
 
 class EchoWebRTCTransport(BaseTransport):
