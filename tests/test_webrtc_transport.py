@@ -11,7 +11,7 @@ from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 from ice_addresses import restrict_ice_addresses
 from transports import eager
-from transports.eager import start_eagerly
+from transports.eager import eager_task_creation, start_eagerly
 from transports.errors import UnknownPeerError
 from transports.media import NO_AUDIO
 from transports.webrtc import (
@@ -24,6 +24,31 @@ from transports.webrtc import (
 
 # ---------------------------------------------------------------------------
 # start_eagerly
+
+
+async def test_tasks_created_in_an_eager_block_run_their_first_step_at_once():
+    # What aiortc's `RTCDataChannel.send` does: `ensure_future(flush())`; inside the
+    # block the flush has run (the datagram is out) before `ensure_future` returns.
+    steps = []
+    gate = asyncio.Event()
+
+    async def flush(name):
+        steps.append(f"{name} sent")
+        await gate.wait()
+        steps.append(f"{name} finished")
+
+    loop = asyncio.get_running_loop()
+    factory = loop.get_task_factory()
+    with eager_task_creation():
+        inside = asyncio.ensure_future(flush("inside"))
+        assert steps == ["inside sent"]
+    assert loop.get_task_factory() is factory
+    outside = asyncio.ensure_future(flush("outside"))
+    assert steps == ["inside sent"]  # an ordinary task waits for a loop turn
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(inside, outside), 1)
+    assert sorted(steps) == ["inside finished", "inside sent", "outside finished", "outside sent"]
 
 
 async def test_a_handler_that_never_waits_runs_entirely_in_the_callers_turn():

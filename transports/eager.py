@@ -25,7 +25,7 @@ def start_eagerly(coro: Coroutine[Any, Any, Any]) -> None:
     Errors are logged, never raised into the SDK's callback.
     """
     if _EAGER_TASKS:
-        task = asyncio.Task(coro, eager_start=True)
+        task = asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
         if not task.done():
             _unfinished.add(task)
             task.add_done_callback(_finished)
