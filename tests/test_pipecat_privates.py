@@ -33,6 +33,7 @@ OWNERS = {
     "DailyTransport (instance)": lambda: DailyTransport("https://x.daily.co/y", None, "bot"),
     "LiveKitTransport (instance)": lambda: LiveKitTransport("ws://127.0.0.1:9", "t", "room"),
     "LiveKitTransportClient": lambda: LiveKitTransportClient,
+    "SmallWebRTCConnection (instance)": lambda: SmallWebRTCConnection(),
 }
 
 

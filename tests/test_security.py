@@ -12,7 +12,6 @@ import re
 import signal
 import socket
 import time
-import uuid
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -24,6 +23,8 @@ import guards
 import server
 from echo_bench.webrtc_client import EchoClient
 from tests.conftest import run_server
+from transports import pipecat_internals
+from transports.webrtc import EchoWebRTCConnection
 
 API_KEY = "test-api-key-0123456789abcdefghijklmnop"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -314,11 +315,6 @@ def test_session_ids_carry_128_random_bits(keyed):
         assert deleted.json() == {"deleted": session_id}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="local /api/offer session ids are Pipecat pc_ids (SmallWebRTCConnection#N-uuid4hex: "
-    "122 random bits); 128 needs transports/webrtc.PromptWebRTCConnection to make its own id",
-)
 async def test_offer_session_ids_carry_128_random_bits(keyed):
     async with aiohttp.ClientSession(headers=AUTH) as http:
         client = EchoClient()
@@ -327,8 +323,24 @@ async def test_offer_session_ids_carry_128_random_bits(keyed):
         finally:
             await client.close()
     suffix = client.pc_id.rsplit("-", 1)[1]
-    assert re.fullmatch(r"[0-9a-f]{32,}", suffix), client.pc_id
-    assert len(suffix) > 32 or uuid.UUID(suffix).version != 4, f"{client.pc_id} is a uuid4"
+    assert re.fullmatch(r"[0-9a-f]{32}", suffix), client.pc_id
+
+
+def test_peer_ids_are_minted_from_128_random_bits_also_on_an_ice_restart(monkeypatch):
+    # Pipecat's own pc_id ends in a uuid4 (122 random bits), which looks the same.
+    minted = iter(["ab" * 16, "cd" * 16])
+    calls = []
+
+    def token_hex(nbytes):
+        calls.append(nbytes)
+        return next(minted)
+
+    monkeypatch.setattr(pipecat_internals.secrets, "token_hex", token_hex)
+    connection = EchoWebRTCConnection()
+    assert connection.pc_id.endswith("-" + "ab" * 16)
+    connection._initialize()  # what Pipecat's renegotiate(restart_pc=True) runs
+    assert connection.pc_id.endswith("-" + "cd" * 16)
+    assert calls == [16, 16]
 
 
 def raw_http(url: str, head: str, body: bytes = b"") -> bytes:

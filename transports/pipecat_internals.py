@@ -13,8 +13,11 @@ agent needs three things there that only these privates give:
   `daily.EventHandler` interface, public), and LiveKit's `Room` calls the listener
   `LiveKitTransportClient._on_data_received_wrapper` that Pipecat registers in
   `LiveKitTransportClient.setup` (private);
-- local WebRTC needs none: `transports/webrtc.py` uses `SmallWebRTCConnection.pc` and
-  the public `SmallWebRTCClient`/`SmallWebRTCInputTransport`/`SmallWebRTCOutputTransport`.
+- local WebRTC: `transports/webrtc.py` uses `SmallWebRTCConnection.pc` and the public
+  `SmallWebRTCClient`/`SmallWebRTCInputTransport`/`SmallWebRTCOutputTransport`; one private:
+  the connection's `pc_id` (which lets a client renegotiate and trickle candidates into a
+  session) is minted anew with 128 random bits (`mint_peer_id`, from the connection's
+  `_initialize`, which also runs on an ICE restart), where Pipecat's carries a uuid4 (122).
   It does rely on one behaviour: the connection's own "datachannel" listener adds
   exactly one "message" listener to the channel (its keepalive and signalling handling).
 
@@ -22,6 +25,7 @@ agent needs three things there that only these privates give:
 Pipecat upgrade moves one. Nothing else in the project touches a Pipecat private.
 """
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -29,12 +33,14 @@ from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.transports.daily.transport import DailyTransport
 from pipecat.transports.livekit.transport import LiveKitTransport
+from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 __all__ = [
     "PIPECAT_VERSION",
     "PRIVATES",
     "intercept_daily_app_messages",
     "intercept_livekit_data_packets",
+    "mint_peer_id",
     "own_input",
     "own_output",
     "sdk_client",
@@ -62,6 +68,7 @@ PRIVATES: dict[str, tuple[str, ...]] = {
         "_output_name",
     ),  # fmt: skip
     "LiveKitTransportClient": ("_on_data_received_wrapper",),
+    "SmallWebRTCConnection (instance)": ("_initialize", "_pc_id"),
 }
 
 InputFactory = Callable[[Any, Any, str | None], FrameProcessor]
@@ -80,6 +87,11 @@ def own_output(transport: DailyTransport | LiveKitTransport, make: InputFactory)
     if transport._output is None:
         transport._output = make(transport._client, transport._params, _name(transport, "output"))
     return transport._output
+
+
+def mint_peer_id(connection: SmallWebRTCConnection) -> None:
+    """Give `connection` a `pc_id` with 128 random bits (`<name>-<32 hex>`)."""
+    connection._pc_id = f"{connection.name}-{secrets.token_hex(16)}"
 
 
 def sdk_client(transport: DailyTransport | LiveKitTransport):

@@ -35,6 +35,7 @@ from ice_addresses import restrict_ice_addresses
 from transports.eager import eager_task_creation, send_guarded, start_eagerly
 from transports.errors import InvalidOfferError, UnknownPeerError
 from transports.media import AudioSpec, transport_params
+from transports.pipecat_internals import mint_peer_id
 
 __all__ = [
     "DataChannelRouter",
@@ -174,6 +175,14 @@ class EchoWebRTCConnection(SmallWebRTCConnection):
         super().__init__(*args, **kwargs)
         self.messages = DataChannelRouter(self)
         self._room = self.pc_id
+
+    def _initialize(self):
+        """Pipecat's set-up of a new peer connection, then a `pc_id` with 128 random bits.
+
+        A Pipecat private (transports/pipecat_internals.py); it runs again on an ICE restart.
+        """
+        super()._initialize()
+        mint_peer_id(self)
 
     async def initialize(self, sdp: str, type: str):
         """Answer the offer; aiortc's tasks for this peer log with its room.
