@@ -25,7 +25,7 @@ COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-install-project
 
-COPY server.py bot.py config.py ice_addresses.py agent_core.py pool.py worker.py metrics.py guards.py ./
+COPY server.py bot.py config.py eager_tasks.py ice_addresses.py agent_core.py pool.py worker.py metrics.py guards.py ./
 COPY processors/ processors/
 COPY transports/ transports/
 COPY static/ static/

@@ -25,8 +25,6 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from aiohttp import web
@@ -35,60 +33,8 @@ from aiortc.mediastreams import MediaStreamTrack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from eager_tasks import eager_task_creation  # noqa: E402
 from ice_addresses import restrict_ice_addresses  # noqa: E402
-
-
-@contextmanager
-def eager_tasks() -> Iterator[None]:
-    """Tasks created inside this (non-waiting) block run their first step at once."""
-    loop = asyncio.get_running_loop()
-    previous = loop.get_task_factory()
-    loop.set_task_factory(_eager_task_factory)
-    try:
-        yield
-    finally:
-        loop.set_task_factory(previous)
-
-
-def _eager_task_factory(loop: asyncio.AbstractEventLoop, coro, **kwargs):
-    if sys.version_info >= (3, 12):
-        return asyncio.eager_task_factory(loop, coro, **kwargs)
-    future = loop.create_future()  # Python 3.11: the first step by hand
-    try:
-        waiting_on = coro.send(None)
-    except StopIteration as stop:
-        future.set_result(stop.value)
-        return future
-    except BaseException as e:
-        future.set_exception(e)
-        return future
-    return asyncio.Task(_resume(coro, waiting_on), loop=loop, **kwargs)
-
-
-async def _resume(coro, waiting_on):
-    """Drive a coroutine whose first step ran by hand."""
-    return await _Resumed(coro, waiting_on)
-
-
-class _Resumed:
-    def __init__(self, coro, waiting_on):
-        self._coro, self._waiting_on = coro, waiting_on
-
-    def __await__(self):
-        coro, waiting_on = self._coro, self._waiting_on
-        while True:
-            try:
-                result = yield waiting_on
-            except BaseException as e:  # delivered into the coroutine, as a Task does
-                try:
-                    waiting_on = coro.throw(e)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    waiting_on = coro.send(result)
-                except StopIteration as stop:
-                    return stop.value
 
 
 class EchoTrack(MediaStreamTrack):
@@ -137,7 +83,7 @@ def answer_pings(channel, listener: str = "sync", send: str = "eager") -> None:
             pong["seq"] = data["seq"]
         pong["server_send_time"] = time.time()
         if send == "eager":
-            with eager_tasks():
+            with eager_task_creation():
                 channel.send(json.dumps(pong))
         else:
             channel.send(json.dumps(pong))

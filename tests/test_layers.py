@@ -3,7 +3,7 @@
 The agent: server (server.py, pool.py, worker.py) -> bot -> transports -> processors ->
 agent_core; nothing imports upward, and transports do not import processors (what both
 need is in agent_core). config is read by the server, bot and transports only;
-ice_addresses is neutral. The instrument's client half (echo_bench, the bare aiortc
+ice_addresses and eager_tasks are neutral. The instrument's client half (echo_bench, the bare aiortc
 echo) imports no agent module at all: it shares only the wire format with what it
 measures.
 """
@@ -23,7 +23,7 @@ LAYERS = [  # top to bottom
     {"agent_core"},
 ]
 AGENT = set().union(*LAYERS) | {"config"}
-NEUTRAL = {"ice_addresses"}
+NEUTRAL = {"eager_tasks", "ice_addresses"}
 MAY_READ_CONFIG = {"server", "pool", "worker", "bot", "transports"}
 
 
