@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.peers import CLIENT_CPUS, PEER_CPUS, PeerProcess, descendants  # noqa: E402
+from benchmarks.peers import CLIENT_CPUS, PEER_CPUS, PeerProcess, descendants, parent  # noqa: E402
 from benchmarks.reports import publish, run_line  # noqa: E402
 from echo_bench.bursts import BurstSignal, measure_bursts  # noqa: E402
 from echo_bench.clients import WebRTCBenchClient, configure_ice, wait_for_pong  # noqa: E402
@@ -166,14 +166,6 @@ class Server(PeerProcess):
             "worker_rss": [rss_pss_mib(pid)[0] for pid in sorted(workers)],
             "workers_used": len(busy),
         }
-
-
-def parent(pid: int) -> int | None:
-    """The parent's pid (None once the process has ended)."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 class WindowClient:

@@ -25,17 +25,21 @@ def pin_client() -> None:
         os.sched_setaffinity(0, CLIENT_CPUS)
 
 
+def parent(pid: int) -> int | None:
+    """The parent's pid (None once the process has ended)."""
+    try:
+        # The second field after the parenthesised name.
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def descendants(pid: int) -> list[int]:
     """`pid` and every process below it (the echo agent's bots run in worker processes)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                # The parent's pid is the second field after the parenthesised name.
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
+        if entry.name.isdigit() and (up := parent(int(entry.name))) is not None:
+            children.setdefault(up, []).append(int(entry.name))
     pids, frontier = [pid], [pid]
     while frontier:
         found = children.get(frontier.pop(), [])
