@@ -81,11 +81,12 @@ def answer_pings(channel, listener: str = "sync", send: str = "eager") -> None:
         }
         if "seq" in data:
             pong["seq"] = data["seq"]
-        pong["server_send_time"] = time.time()
         if send == "eager":
             with eager_task_creation():
+                pong["server_send_time"] = time.time()  # like the agent: right before encoding
                 channel.send(json.dumps(pong))
         else:
+            pong["server_send_time"] = time.time()
             channel.send(json.dumps(pong))
 
     async def on_message_async(message):

@@ -3,8 +3,9 @@
 `server_receive_time`: the first moment the agent's code sees the message (local WebRTC:
 aiortc's data-channel listener, before decoding; Daily: daily-python's app-message
 callback, on its thread; LiveKit: the room's "data_received" event). `server_send_time`:
-in the output transport's `send_message`, right before the SDK's send. The pipeline in
-between is the real one: transport input -> a spy -> pong processor -> transport output.
+right before the SDK's send (local WebRTC: right before Pipecat encodes the message
+for aiortc's `RTCDataChannel.send`; Daily and LiveKit: in the output's `send_message`).
+The pipeline in between is the real one: transport input -> a spy -> pong processor -> transport output.
 Daily and LiveKit run without a server: their SDK callbacks are driven directly with a
 message, and the SDK send is captured.
 """
@@ -21,6 +22,8 @@ from pipecat.frames.frames import Frame, InputTransportMessageFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.transports.daily.transport import DailyTransportClient
 from pipecat.transports.livekit.transport import LiveKitTransportClient
+from pipecat.transports.smallwebrtc import connection as smallwebrtc_connection
+from pipecat.transports.smallwebrtc.transport import SmallWebRTCOutputTransport
 
 from processors import PongProcessor
 from transports import daily, livekit, pipecat_internals, webrtc
@@ -59,12 +62,14 @@ def assert_in_order(start, pong, spy, sent_at, end):
     assert (pong["client_timestamp"], pong["seq"], pong["message_count"]) == (1.25, 9, 1)
 
 
-async def test_webrtc_stamps_at_the_data_channel_before_decoding_and_at_the_send(monkeypatch):
+async def test_webrtc_stamps_at_the_data_channel_before_decoding_and_before_encoding(
+    monkeypatch,
+):
     connection = webrtc.EchoWebRTCConnection()
     transport = webrtc.create_transport(connection, NO_AUDIO)
     spy = pipeline(transport)
     connection.messages.deliver_to(transport.input().receive_app_message)
-    decoded_at, sent = [], []
+    decoded_at, sending_at, sent = [], [], []
 
     class TimedJson:
         @staticmethod
@@ -72,8 +77,20 @@ async def test_webrtc_stamps_at_the_data_channel_before_decoding_and_at_the_send
             decoded_at.append(time.time())
             return json.loads(text)
 
+        @staticmethod
+        def dumps(message):  # Pipecat's encoding, right before aiortc's send
+            sent.append((time.time(), json.dumps(message)))
+            return sent[-1][1]
+
+    pipecat_send = SmallWebRTCOutputTransport.send_message
+
+    async def send_message(self, frame):
+        sending_at.append(time.time())
+        await pipecat_send(self, frame)
+
     monkeypatch.setattr(webrtc, "json", TimedJson)
-    connection.send_app_message = lambda message: sent.append((time.time(), json.dumps(message)))
+    monkeypatch.setattr(smallwebrtc_connection, "json", TimedJson)
+    monkeypatch.setattr(SmallWebRTCOutputTransport, "send_message", send_message)
     other = RTCPeerConnection()
     channel = other.createDataChannel("x")
     connection.pc.emit("datachannel", channel)
@@ -86,7 +103,20 @@ async def test_webrtc_stamps_at_the_data_channel_before_decoding_and_at_the_send
     pong = json.loads(text)
     assert_in_order(start, pong, spy, sent_at, end)
     assert pong["server_receive_time"] <= decoded_at[0]
+    assert sending_at[0] <= pong["server_send_time"]  # after Pipecat's output took it
     await other.close()
+    await connection.pc.close()
+
+
+async def test_webrtc_stamps_only_the_pong_of_its_own_send():
+    connection = webrtc.EchoWebRTCConnection()
+    pong = {"type": "pong", "server_send_time": 0.0}
+    with connection.stamping(pong):
+        connection.send_app_message(pong)
+    assert pong["server_send_time"] > 0
+    stamped = pong["server_send_time"]
+    connection.send_app_message({"type": "other"})  # outside the block: no stamp
+    assert pong["server_send_time"] == stamped
     await connection.pc.close()
 
 

@@ -9,7 +9,8 @@ handling. The transport is built from Pipecat's public SmallWebRTC parts.
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from aiortc.sdp import SessionDescription, candidate_from_sdp
@@ -26,6 +27,7 @@ from pipecat.transports.smallwebrtc.transport import (
 
 from agent_core import (
     MAX_MESSAGE_BYTES,
+    PONG_TO_STAMP,
     RECEIVED_AT,
     MessageBound,
     hand_downstream,
@@ -176,6 +178,29 @@ class EchoWebRTCConnection(SmallWebRTCConnection):
         self.messages = DataChannelRouter(self)
         self._room = self.pc_id
 
+    _pong_to_stamp: dict | None = None
+
+    @contextmanager
+    def stamping(self, pong: dict | None) -> Iterator[None]:
+        """App messages sent inside this block stamp `pong`'s `server_send_time`."""
+        self._pong_to_stamp = pong
+        try:
+            yield
+        finally:
+            self._pong_to_stamp = None
+
+    def send_app_message(self, message: Any):
+        """Pipecat's send; inside `stamping(pong)`, the pong gets its send time first.
+
+        The stamp is taken right before Pipecat encodes the message and hands it to
+        aiortc's `RTCDataChannel.send`: all of the agent's own work is before it, in the
+        pong's hold; what follows is what a bare aiortc peer does too.
+        """
+        pong = self._pong_to_stamp
+        if pong is not None:
+            pong["server_send_time"] = time.time()
+        super().send_app_message(message)
+
     def _initialize(self):
         """Pipecat's set-up of a new peer connection, then a `pc_id` with 128 random bits.
 
@@ -250,14 +275,25 @@ class EchoWebRTCInput(SmallWebRTCInputTransport):
 
 
 class EchoWebRTCOutput(SmallWebRTCOutputTransport):
-    """SmallWebRTC output that stamps a pong's `server_send_time` right before its send."""
+    """SmallWebRTC output whose pongs get `server_send_time` right before their send."""
+
+    def __init__(self, client, params: TransportParams, connection, **kwargs):
+        """Initialize the output of `connection`."""
+        super().__init__(client, params, **kwargs)
+        self._connection = connection
 
     async def send_message(self, frame):
-        """Stamp the pong, if any, then hand the message to the data channel."""
-        stamp_send_time(frame, time.time())
+        """Hand the message to the data channel; a pong is stamped on the way."""
         # Pipecat's send is synchronous down to aiortc's `RTCDataChannel.send`.
-        with eager_task_creation():
+        with eager_task_creation(), self._stamping(frame):
             await send_guarded(super().send_message, frame)
+
+    def _stamping(self, frame) -> AbstractContextManager:
+        if isinstance(self._connection, EchoWebRTCConnection):
+            return self._connection.stamping(frame.metadata.get(PONG_TO_STAMP))
+        # A connection made elsewhere (Pipecat's development runner): stamp it here.
+        stamp_send_time(frame, time.time())
+        return nullcontext()
 
 
 class EchoWebRTCTransport(BaseTransport):
@@ -289,7 +325,7 @@ class EchoWebRTCTransport(BaseTransport):
             ),
         )
         self._in = EchoWebRTCInput(client, params, router_of(connection))
-        self._out = EchoWebRTCOutput(client, params, enable_direct_mode=True)
+        self._out = EchoWebRTCOutput(client, params, connection, enable_direct_mode=True)
         self._register_event_handler("on_client_connected")
         self._register_event_handler("on_client_disconnected")
 
