@@ -2,12 +2,16 @@
 
 Patches aioice/aiortc (the parts both the agent and the bare peer run) to time each
 ping from its UDP datagram to its pong's UDP datagram, in three stages, and writes
-the medians (microseconds) as JSON to `$STAGE_PROBE_OUT` when the process exits.
+the medians (microseconds) as JSON to `$STAGE_PROBE_OUT` every 10 pings and when the
+process exits. The agent answers pings in its worker processes, which start from a
+forkserver: the probe is added to the forkserver's preload, so every worker runs
+patched (run the agent with `WORKERS=1`: each process writes the same file).
 For `benchmarks/ping_stages.py`; never imported by the agent itself.
 """
 
 import atexit
 import json
+import multiprocessing.context
 import os
 import runpy
 import signal
@@ -52,16 +56,21 @@ def _send(*_args):
         _marks["send"] = _now()
         _samples["udp_to_channel"].append((_marks["channel"] - _marks["udp"]) / 1000)
         _samples["channel_to_send"].append((_marks["send"] - _marks["channel"]) / 1000)
-        _marks["datagrams_out"] = 0
+
+
+def _chunk_out(_transport, chunk, *_args):
+    # The pong's DATA chunk, not the ping's SACK: with the eager send the pong leaves
+    # first, inside `send`, and the SACK after the handler returns.
+    if "send" in _marks and isinstance(chunk, rtcsctptransport.DataChunk):
+        _marks["pong_chunk"] = _now()
 
 
 def _datagram_out(*_args):
-    # After the pong is handed over, aiortc first acknowledges the ping (SACK), then
-    # sends the pong: the second datagram out.
-    if "send" in _marks:
-        _marks["datagrams_out"] += 1
-        if _marks["datagrams_out"] == 2:
-            _samples["send_to_udp"].append((_now() - _marks.pop("send")) / 1000)
+    # The first datagram after the pong's chunk was handed to DTLS is the pong.
+    if "send" in _marks and _marks.pop("pong_chunk", None) is not None:
+        _samples["send_to_udp"].append((_now() - _marks.pop("send")) / 1000)
+        if len(_samples["send_to_udp"]) % 10 == 0:
+            _write()  # after the pong left; a worker ends without atexit (os._exit)
 
 
 def _write() -> None:
@@ -74,8 +83,17 @@ def _write() -> None:
     }
     with open(os.environ["STAGE_PROBE_OUT"], "w") as f:
         json.dump(medians, f)
-    for values in _samples.values():
-        values.clear()
+
+
+def _preload_in_workers() -> None:
+    """Have forkserver-started processes (the agent's workers) import this probe too."""
+    context = multiprocessing.context.ForkServerContext
+    original = context.set_forkserver_preload
+
+    def set_forkserver_preload(self, module_names):
+        original(self, [*module_names, "benchmarks.stage_probe"])
+
+    context.set_forkserver_preload = set_forkserver_preload
 
 
 def _on_sigterm(signum, _frame):
@@ -88,9 +106,11 @@ def _on_sigterm(signum, _frame):
 _wrap(aioice.ice.StunProtocol, "datagram_received", _datagram_in)
 _wrap(rtcsctptransport.RTCSctpTransport, "_data_channel_receive", _channel_receive)
 _wrap(rtcdatachannel.RTCDataChannel, "send", _send)
+_wrap(rtcsctptransport.RTCSctpTransport, "_send_chunk", _chunk_out)
 _wrap(aioice.ice.StunProtocol, "send_data", _datagram_out)
 
 if __name__ == "__main__":
+    _preload_in_workers()
     atexit.register(_write)
     signal.signal(signal.SIGTERM, _on_sigterm)
     script, *sys.argv[1:] = sys.argv[1:]

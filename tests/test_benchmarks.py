@@ -220,3 +220,21 @@ def test_pinger_interleaves_in_client_order():
     # Never early: ping j (of both clients, in order) leaves at its slot, 10 ms apart, or later.
     for j, (_, _, at) in enumerate(sent):
         assert at >= before + 0.05 + j * 0.01 - 1e-6, (j, at - before)
+
+
+def test_ping_stages_times_the_agents_worker_and_the_bare_peer(tmp_path):
+    # The agent answers in a worker process started from a forkserver: the probe must
+    # be running there, or the agent writes no stage file and the script fails.
+    table = tmp_path / "stages.md"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/ping_stages.py", "--pings", "100", "--markdown", table],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in table.read_text().splitlines() if "->" in line]
+    assert len(rows) == 3  # the three stages, each timed in both peers
+    for _label, agent, bare, _difference in rows:
+        assert float(agent) > 0 and float(bare) > 0

@@ -1,6 +1,6 @@
 """The browser's ping p50 against echo-bench's, on the same server, in one run.
 
-    /work/tools/slot -x uv run python -m tests.browser.compare [--blocks 5] [--pings 200]
+    uv run python -m tests.browser.compare [--blocks 5] [--pings 200]
 
 One agent (server.py on 127.0.0.1, ICE on loopback) and, in alternating blocks, the
 benchmark page in headless Chromium (`/?autorun=1`, the browser's own WebRTC stack) and

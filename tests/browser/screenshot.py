@@ -1,6 +1,6 @@
 """The page's screenshot for the README: docs/page.png, taken after a loopback autorun.
 
-/work/tools/slot uv run python -m tests.browser.screenshot [--out docs/page.png]
+uv run python -m tests.browser.screenshot [--out docs/page.png]
 """
 
 import argparse
