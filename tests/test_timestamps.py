@@ -5,9 +5,9 @@ aiortc's data-channel listener, before decoding; Daily: daily-python's app-messa
 callback, on its thread; LiveKit: the room's "data_received" event). `server_send_time`:
 right before the SDK's send (local WebRTC: right before Pipecat encodes the message
 for aiortc's `RTCDataChannel.send`; Daily and LiveKit: in the output's `send_message`).
-The pipeline in between is the real one: transport input -> a spy -> pong processor -> transport output.
-Daily and LiveKit run without a server: their SDK callbacks are driven directly with a
-message, and the SDK send is captured.
+The pipeline in between is the real one: transport input -> a spy -> pong processor ->
+transport output. Daily and LiveKit run without a server: their SDK callbacks are driven
+directly with a message, and the SDK send is captured.
 """
 
 import asyncio
