@@ -12,6 +12,10 @@ p50 (raw and net), with the min-max spread. An interpreter's environment is made
 
     uv run python benchmarks/python_ab.py --python 3.12=/tmp/venv-3.12/bin/python \
         [--python 3.13=...] [--runs 12] [--pings 200] [--starts 3] [--markdown FILE]
+
+PATH may also be a script that runs another checkout of the agent under this project's
+interpreter (`cd /tmp/old && exec /path/to/.venv/bin/python "$@"`): an A/B of two
+versions of the agent in one run.
 """
 
 import argparse
@@ -88,7 +92,7 @@ def report(results: list[dict], agents: dict[str, str], runs: int, pings: int, s
         f"CPU {PEER_CPUS}, client on CPU {CLIENT_CPUS}; bare peer under Python "
         f"{version(sys.executable)}.",
         "",
-        "| agent under | ping RTT p50 (ms) | agent/bare p50: median (min-max) "
+        "| agent | ping RTT p50 (ms) | agent/bare p50: median (min-max) "
         "| net RTT p50 (ms) | net agent/bare | hold p50 (ms) |",
         "|---|---|---|---|---|---|",
     ]
@@ -101,7 +105,8 @@ def report(results: list[dict], agents: dict[str, str], runs: int, pings: int, s
             return statistics.median(r[name][key] for r in results)
 
         lines.append(
-            f"| Python {version(python)} | {median('rtt_p50'):.3f} | {spread(ratios('rtt_p50'))} "
+            f"| {name} (Python {version(python)}) | {median('rtt_p50'):.3f} "
+            f"| {spread(ratios('rtt_p50'))} "
             f"| {median('net_p50'):.3f} | {spread(ratios('net_p50'))} | {median('hold_p50'):.3f} |"
         )
     bare = statistics.median(r["bare"]["rtt_p50"] for r in results)
