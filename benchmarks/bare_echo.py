@@ -25,6 +25,7 @@ import json
 import sys
 import time
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
 
 from aiohttp import web
@@ -81,12 +82,8 @@ def answer_pings(channel, listener: str = "sync", send: str = "eager") -> None:
         }
         if "seq" in data:
             pong["seq"] = data["seq"]
-        if send == "eager":
-            with eager_task_creation():
-                pong["server_send_time"] = time.time()  # like the agent: right before encoding
-                channel.send(json.dumps(pong))
-        else:
-            pong["server_send_time"] = time.time()
+        with eager_task_creation() if send == "eager" else nullcontext():
+            pong["server_send_time"] = time.time()  # like the agent: right before encoding
             channel.send(json.dumps(pong))
 
     async def on_message_async(message):

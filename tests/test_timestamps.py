@@ -18,13 +18,18 @@ from types import SimpleNamespace
 
 import pytest
 from aiortc import RTCPeerConnection
-from pipecat.frames.frames import Frame, InputTransportMessageFrame
+from pipecat.frames.frames import (
+    Frame,
+    InputTransportMessageFrame,
+    OutputTransportMessageUrgentFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.transports.daily.transport import DailyTransportClient
 from pipecat.transports.livekit.transport import LiveKitTransportClient
 from pipecat.transports.smallwebrtc import connection as smallwebrtc_connection
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCOutputTransport
 
+from agent_core import PONG_TO_STAMP
 from processors import PongProcessor
 from transports import daily, livekit, pipecat_internals, webrtc
 from transports.media import NO_AUDIO
@@ -111,7 +116,9 @@ async def test_webrtc_stamps_at_the_data_channel_before_decoding_and_before_enco
 async def test_webrtc_stamps_only_the_pong_of_its_own_send():
     connection = webrtc.EchoWebRTCConnection()
     pong = {"type": "pong", "server_send_time": 0.0}
-    with connection.stamping(pong):
+    frame = OutputTransportMessageUrgentFrame(message=pong)
+    frame.metadata[PONG_TO_STAMP] = pong
+    with connection.stamping(frame):
         connection.send_app_message(pong)
     assert pong["server_send_time"] > 0
     stamped = pong["server_send_time"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from loguru import logger
-from pipecat.frames.frames import ClientConnectedFrame, InputTransportMessageFrame
+from pipecat.frames.frames import ClientConnectedFrame, Frame, InputTransportMessageFrame
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.transports.smallwebrtc.connection import SIGNALLING_TYPE, SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import (
@@ -27,7 +27,6 @@ from pipecat.transports.smallwebrtc.transport import (
 
 from agent_core import (
     MAX_MESSAGE_BYTES,
-    PONG_TO_STAMP,
     RECEIVED_AT,
     MessageBound,
     hand_downstream,
@@ -178,27 +177,26 @@ class EchoWebRTCConnection(SmallWebRTCConnection):
         self.messages = DataChannelRouter(self)
         self._room = self.pc_id
 
-    _pong_to_stamp: dict | None = None
+    _stamp_on_send: Frame | None = None
 
     @contextmanager
-    def stamping(self, pong: dict | None) -> Iterator[None]:
-        """App messages sent inside this block stamp `pong`'s `server_send_time`."""
-        self._pong_to_stamp = pong
+    def stamping(self, frame: Frame) -> Iterator[None]:
+        """App messages sent inside this block stamp `frame`'s pong, if it carries one."""
+        self._stamp_on_send = frame
         try:
             yield
         finally:
-            self._pong_to_stamp = None
+            self._stamp_on_send = None
 
     def send_app_message(self, message: Any):
-        """Pipecat's send; inside `stamping(pong)`, the pong gets its send time first.
+        """Pipecat's send; inside `stamping(frame)`, the frame's pong gets its send time first.
 
         The stamp is taken right before Pipecat encodes the message and hands it to
         aiortc's `RTCDataChannel.send`: all of the agent's own work is before it, in the
         pong's hold; what follows is what a bare aiortc peer does too.
         """
-        pong = self._pong_to_stamp
-        if pong is not None:
-            pong["server_send_time"] = time.time()
+        if self._stamp_on_send is not None:
+            stamp_send_time(self._stamp_on_send, time.time())
         super().send_app_message(message)
 
     def _initialize(self):
@@ -290,7 +288,7 @@ class EchoWebRTCOutput(SmallWebRTCOutputTransport):
 
     def _stamping(self, frame) -> AbstractContextManager:
         if isinstance(self._connection, EchoWebRTCConnection):
-            return self._connection.stamping(frame.metadata.get(PONG_TO_STAMP))
+            return self._connection.stamping(frame)
         # A connection made elsewhere (Pipecat's development runner): stamp it here.
         stamp_send_time(frame, time.time())
         return nullcontext()
